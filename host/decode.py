@@ -1,0 +1,460 @@
+"""The software reference feed handler: frames in, normalized ticks out.
+
+It is the model the gateware is verified against, so it walks every frame in
+wire order and makes each check when a cut-through parser could
+(docs/reference-model.md).  That walk is inherently serial (each header's and
+block's position depends on the lengths before it), so it is one small numba
+kernel; which bytes land where in a tick is not written here but compiled into
+lookup tables from :data:`wiretick.host.formats.TICK_MAP`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+import numba
+import numpy as np
+
+from . import formats as F
+from .capture import FrameBatch
+from .tick import TICK_DTYPE
+
+__all__ = ["DecodeConfig", "DecodeResult", "Decoder", "decode_batch", "decode_file", "NpyTickWriter"]
+
+
+@dataclass(frozen=True)
+class DecodeConfig:
+    """Feed-handler configuration (the same knobs the gateware has as registers).
+
+    Parameters
+    ----------
+    ip_dst : accept only this IPv4 destination address (0 = any).
+    port : accept only this UDP destination port (0 = any).
+    check_ip_checksum : drop frames whose IPv4 header checksum is wrong.
+    sequence_check : MoldUDP64 sequence processing (duplicates dropped, gaps reported).
+    """
+
+    ip_dst: int = 0
+    port: int = 0
+    check_ip_checksum: bool = True
+    sequence_check: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.ip_dst <= 0xFFFF_FFFF:
+            raise ValueError(f"ip_dst must be an IPv4 address (0..2^32-1), got {self.ip_dst}")
+        if not 0 <= self.port <= 0xFFFF:
+            raise ValueError(f"port must be 0..65535, got {self.port}")
+
+    def as_array(self) -> np.ndarray:
+        return np.array([self.ip_dst, self.port, int(self.check_ip_checksum),
+                         int(self.sequence_check)], dtype=np.int64)
+
+
+@dataclass
+class DecodeResult:
+    """Ticks (tick dtype) and counters (name -> value, every name of formats.COUNTERS)."""
+
+    ticks: np.ndarray
+    counters: dict[str, int] = field(default_factory=dict)
+
+
+# ------------------------------------------------------------- tables from the one map
+
+def _tables() -> tuple[np.ndarray, ...]:
+    msg_len = np.zeros(256, np.int64)
+    type_counter = np.full(256, -1, np.int64)
+    start = np.zeros(257, np.int64)
+    src, size, dst, be = [], [], [], []
+    sat = np.full(256, -1, np.int64)
+    printable = np.full(256, -1, np.int64)
+    for t in range(256):
+        start[t] = len(src)
+        code = chr(t)
+        if code not in F.MESSAGE_BY_CODE:
+            continue
+        msg_len[t] = F.MESSAGE_BY_CODE[code].length
+        type_counter[t] = F.COUNTER_INDEX[f"msg_{code}"]
+        for c in F.TICK_MAP[code]:
+            src.append(c.src), size.append(c.size), dst.append(c.dst), be.append(c.kind == "be")
+    start[256] = len(src)
+    for code, off in F.SATURATE_RULES:
+        sat[ord(code)] = off
+    for code, off in F.PRINTABLE_RULES:
+        printable[ord(code)] = off
+    copies = np.array([src, size, dst, be], dtype=np.int64)
+    return msg_len, type_counter, start, copies, sat, printable
+
+
+_MSG_LEN, _TYPE_COUNTER, _COPY_START, _COPIES, _SAT, _PRINTABLE = _tables()
+
+# Counter indices and tick offsets as module constants: numba freezes them at compile time.
+_C = F.COUNTER_INDEX
+C_FRAMES, C_NOT_IPV4, C_TRUNC = _C["frames"], _C["drop_not_ipv4"], _C["drop_truncated"]
+C_CSUM, C_FRAG, C_NOT_UDP, C_IP_DST = _C["drop_ip_checksum"], _C["drop_fragment"], _C["drop_not_udp"], _C["drop_ip_dst"]
+C_UDP_LEN, C_PORT, C_MOLD_SHORT, C_BAD_FCS = _C["drop_udp_length"], _C["drop_port"], _C["drop_mold_short"], _C["bad_fcs"]
+C_PACKETS, C_HEARTBEATS, C_EOS = _C["packets"], _C["heartbeats"], _C["end_of_session"]
+C_OVERRUN, C_BLOCK_LEN, C_BAD_TRUNC, C_UNKNOWN = _C["bad_block_overrun"], _C["bad_block_length"], _C["bad_truncated"], _C["unknown_type"]
+C_MESSAGES, C_DUPS, C_GAPS, C_GAP_MSGS = _C["messages"], _C["duplicates"], _C["gaps"], _C["gap_messages"]
+C_ABORTS, C_SESSIONS, C_TICKS = _C["aborts"], _C["sessions"], _C["ticks"]
+N_COUNTERS = len(F.COUNTERS)
+
+_T = F.TICK_FIELD_BY_NAME
+T_SEQ, T_TS_RX, T_FEED_SEQ = _T["seq"].offset, _T["ts_rx"].offset, _T["feed_seq"].offset
+T_ORDER_REF, T_REF2, T_SHARES, T_FLAGS = _T["order_ref"].offset, _T["ref2"].offset, _T["shares"].offset, _T["flags"].offset
+FLAG_SATURATED, FLAG_PRINTABLE = F.Flag.SATURATED, F.Flag.PRINTABLE
+FLAG_GAP, FLAG_ABORT = F.Flag.EVENT_GAP, F.Flag.EVENT_ABORT
+QTY_MAX = F.QTY_SATURATED
+MOLD_HB, MOLD_EOS = F.MOLD_HEARTBEAT, F.MOLD_END_OF_SESSION
+
+# Decoder state, carried across batches: the tracked session and the next numbers.
+S_HAS_SESSION, S_EXPECTED, S_NEXT_SEQ = 0, 1, 2
+MIN_MESSAGE_BLOCK = 2 + min(m.length for m in F.MESSAGES)
+
+
+@numba.njit(cache=True, inline="always")
+def _be(b, p, n):
+    v = np.uint64(0)
+    for k in range(n):
+        v = (v << np.uint64(8)) | np.uint64(b[p + k])
+    return v
+
+
+@numba.njit(cache=True, inline="always")
+def _put(t, off, v, n):
+    for k in range(n):
+        t[off + k] = np.uint8((v >> np.uint64(8 * k)) & np.uint64(0xFF))
+
+
+@numba.njit(cache=True)
+def _emit_event(out, n, st, ts, flags, feed_seq, order_ref, ref2):
+    t = out[n]
+    t[:] = 0
+    _put(t, T_SEQ, st[S_NEXT_SEQ], 8)
+    st[S_NEXT_SEQ] += np.uint64(1)
+    _put(t, T_TS_RX, ts, 8)
+    _put(t, T_FEED_SEQ, feed_seq, 8)
+    _put(t, T_ORDER_REF, order_ref, 8)
+    _put(t, T_REF2, ref2, 8)
+    _put(t, T_FLAGS, np.uint64(flags), 2)
+
+
+@numba.njit(cache=True)
+def _emit_message(out, n, st, ts, feed_seq, b, p, typ, copy_start, copies, sat, printable):
+    t = out[n]
+    t[:] = 0
+    _put(t, T_SEQ, st[S_NEXT_SEQ], 8)
+    st[S_NEXT_SEQ] += np.uint64(1)
+    _put(t, T_TS_RX, ts, 8)
+    _put(t, T_FEED_SEQ, feed_seq, 8)
+    for c in range(copy_start[typ], copy_start[typ + 1]):
+        src, size, dst, be = copies[0, c], copies[1, c], copies[2, c], copies[3, c]
+        for k in range(size):
+            t[dst + (size - 1 - k if be else k)] = b[p + src + k]
+    flags = 0
+    if sat[typ] >= 0:
+        q = _be(b, p + sat[typ], 8)
+        if q > np.uint64(QTY_MAX):
+            q = np.uint64(QTY_MAX)
+            flags |= FLAG_SATURATED
+        _put(t, T_SHARES, q, 4)
+    if printable[typ] >= 0 and b[p + printable[typ]] == 89:  # 'Y'
+        flags |= FLAG_PRINTABLE
+    _put(t, T_FLAGS, np.uint64(flags), 2)
+
+
+@numba.njit(cache=True)
+def _frame(b, o, flen, ts, cfg, st, sess, out, n, cnt, msg_len, type_counter, copy_start, copies, sat, printable):
+    """Process one frame; return the new tick count.  Checks follow byte order."""
+    end = o + flen
+    if flen < 14:
+        cnt[C_TRUNC] += 1
+        return n
+    et = _be(b, o + 12, 2)
+    p = o + 14
+    tags = 0
+    while et == 0x8100 or et == 0x88A8:
+        if tags == 2:
+            cnt[C_NOT_IPV4] += 1
+            return n
+        if p + 4 > end:
+            cnt[C_TRUNC] += 1
+            return n
+        et = _be(b, p + 2, 2)
+        p += 4
+        tags += 1
+    if et != 0x0800:
+        cnt[C_NOT_IPV4] += 1
+        return n
+    if p + 1 > end:
+        cnt[C_TRUNC] += 1
+        return n
+    vihl = b[p]
+    if (vihl >> 4) != 4 or (vihl & 15) < 5:
+        cnt[C_NOT_IPV4] += 1
+        return n
+    hl = (vihl & 15) * 4
+    if p + hl > end:
+        cnt[C_TRUNC] += 1
+        return n
+    if cfg[2]:
+        s = 0
+        for k in range(0, hl, 2):
+            s += (b[p + k] << 8) | b[p + k + 1]
+        while s > 0xFFFF:
+            s = (s & 0xFFFF) + (s >> 16)
+        if s != 0xFFFF:
+            cnt[C_CSUM] += 1
+            return n
+    if _be(b, p + 6, 2) & 0x3FFF:
+        cnt[C_FRAG] += 1
+        return n
+    if b[p + 9] != 17:
+        cnt[C_NOT_UDP] += 1
+        return n
+    if cfg[0] != 0 and _be(b, p + 16, 4) != np.uint64(cfg[0]):
+        cnt[C_IP_DST] += 1
+        return n
+    total = np.int64(_be(b, p + 2, 2))
+    u = p + hl
+    if u + 8 > end:
+        cnt[C_TRUNC] += 1
+        return n
+    ulen = np.int64(_be(b, u + 4, 2))
+    if total < hl + 8 or ulen < 8 or ulen > total - hl:
+        cnt[C_UDP_LEN] += 1
+        return n
+    if cfg[1] != 0 and _be(b, u + 2, 2) != np.uint64(cfg[1]):
+        cnt[C_PORT] += 1
+        return n
+    if ulen - 8 < 20:
+        cnt[C_MOLD_SHORT] += 1
+        return n
+    m = u + 8
+    if m + 20 > end:
+        cnt[C_TRUNC] += 1
+        return n
+    cnt[C_PACKETS] += 1
+    pay_end = m + (ulen - 8)
+    S = _be(b, m + 10, 8)
+    N = np.int64(_be(b, m + 18, 2))
+    seq_check = cfg[3] != 0
+    if seq_check:
+        same = st[S_HAS_SESSION] != 0
+        for k in range(10):
+            if sess[k] != b[m + k]:
+                same = False
+        if not same:
+            for k in range(10):
+                sess[k] = b[m + k]
+            st[S_HAS_SESSION] = 1
+            st[S_EXPECTED] = S
+            cnt[C_SESSIONS] += 1
+        if S > st[S_EXPECTED]:
+            missing = S - st[S_EXPECTED]
+            _emit_event(out, n, st, ts, FLAG_GAP, st[S_EXPECTED], np.uint64(0), missing)
+            n += 1
+            cnt[C_GAPS] += 1
+            cnt[C_GAP_MSGS] += np.int64(missing)
+            st[S_EXPECTED] = S
+    if N == MOLD_HB or N == MOLD_EOS:
+        cnt[C_HEARTBEATS if N == MOLD_HB else C_EOS] += 1
+        return n
+    q = m + 20
+    for i in range(N):
+        if q + 2 > pay_end:
+            cnt[C_OVERRUN] += 1
+            break
+        if q + 2 > end:
+            cnt[C_BAD_TRUNC] += 1
+            break
+        L = np.int64(_be(b, q, 2))
+        if q + 2 + L > pay_end:
+            cnt[C_OVERRUN] += 1
+            break
+        if L == 0:
+            cnt[C_BLOCK_LEN] += 1
+            break
+        if q + 3 > end:
+            cnt[C_BAD_TRUNC] += 1
+            break
+        typ = b[q + 2]
+        ml = msg_len[typ]
+        if ml != 0 and ml != L:
+            cnt[C_BLOCK_LEN] += 1
+            break
+        if ml == 0:
+            cnt[C_UNKNOWN] += 1
+        if q + 2 + L > end:
+            cnt[C_BAD_TRUNC] += 1
+            break
+        num = S + np.uint64(i)
+        if seq_check:
+            if num < st[S_EXPECTED]:
+                if ml != 0:
+                    cnt[C_DUPS] += 1
+                q += 2 + L
+                continue
+            st[S_EXPECTED] = num + np.uint64(1)
+        if ml != 0:
+            _emit_message(out, n, st, ts, num, b, q + 2, typ, copy_start, copies, sat, printable)
+            n += 1
+            cnt[C_MESSAGES] += 1
+            cnt[type_counter[typ]] += 1
+        q += 2 + L
+    return n
+
+
+@numba.njit(cache=True)
+def _decode(b, off, length, ts, bad, start, cfg, st, sess, out, cnt,
+            msg_len, type_counter, copy_start, copies, sat, printable):
+    """Decode frames from ``start`` until done or ``out`` might overflow.
+
+    Returns (next frame index, ticks written).
+    """
+    n = 0
+    cap = out.shape[0]
+    saved_sess = np.empty(10, np.uint8)
+    for i in range(start, len(off)):
+        flen = length[i]
+        if n + flen // MIN_MESSAGE_BLOCK + 2 > cap:
+            return i, n
+        cnt[C_FRAMES] += 1
+        saved_has, saved_expected = st[S_HAS_SESSION], st[S_EXPECTED]
+        saved_sess[:] = sess
+        first = n
+        n = _frame(b, off[i], flen, ts[i], cfg, st, sess, out, n, cnt,
+                   msg_len, type_counter, copy_start, copies, sat, printable)
+        if bad[i]:
+            cnt[C_BAD_FCS] += 1
+            if n > first:
+                first_seq = st[S_NEXT_SEQ] - np.uint64(n - first)
+                _emit_event(out, n, st, ts[i], FLAG_ABORT, np.uint64(0), first_seq, st[S_NEXT_SEQ] - np.uint64(1))
+                n += 1
+                cnt[C_ABORTS] += 1
+                # The frame's messages were not delivered after all: a good copy may follow.
+                st[S_HAS_SESSION], st[S_EXPECTED] = saved_has, saved_expected
+                sess[:] = saved_sess
+    return len(off), n
+
+
+class Decoder:
+    """A stateful reference feed handler: feed it frame batches in order.
+
+    State (the tracked MoldUDP64 session, the next expected sequence number,
+    the next tick ``seq``) carries across batches, so a capture can be decoded
+    batch by batch with results identical to decoding it whole.
+    """
+
+    def __init__(self, config: DecodeConfig | None = None, *, chunk_ticks: int = 1 << 18):
+        self.config = config or DecodeConfig()
+        self._cfg = self.config.as_array()
+        self._state = np.array([0, 0, 1], dtype=np.uint64)
+        self._session = np.zeros(10, np.uint8)
+        self._counters = np.zeros(N_COUNTERS, np.int64)
+        self._chunk = chunk_ticks
+
+    @property
+    def counters(self) -> dict[str, int]:
+        """Every counter of formats.COUNTERS by name (``ticks`` included)."""
+        d = {c.name: int(v) for c, v in zip(F.COUNTERS, self._counters)}
+        d["ticks"] = int(self._state[S_NEXT_SEQ]) - 1
+        return d
+
+    def feed(self, batch: FrameBatch) -> Iterable[np.ndarray]:
+        """Decode one batch; yield tick arrays (each a fresh array, in order)."""
+        i, total = 0, len(batch)
+        while i < total:
+            cap = max(self._chunk, int(batch.length[i]) // MIN_MESSAGE_BLOCK + 2)
+            out = np.empty((cap, F.TICK_SIZE), np.uint8)
+            i, n = _decode(batch.buf, batch.offset, batch.length, batch.ts_ns, batch.bad, i,
+                           self._cfg, self._state, self._session, out, self._counters,
+                           _MSG_LEN, _TYPE_COUNTER, _COPY_START, _COPIES, _SAT, _PRINTABLE)
+            if n:
+                yield out[:n].view(TICK_DTYPE).reshape(n)
+
+    def decode(self, batch: FrameBatch) -> np.ndarray:
+        """Decode one batch into a single tick array."""
+        parts = list(self.feed(batch))
+        if len(parts) == 1:
+            return parts[0]
+        return np.concatenate(parts) if parts else np.zeros(0, TICK_DTYPE)
+
+
+def decode_batch(batch: FrameBatch, config: DecodeConfig | None = None) -> DecodeResult:
+    """Decode a batch of frames from a fresh state."""
+    dec = Decoder(config)
+    ticks = dec.decode(batch)
+    return DecodeResult(ticks, dec.counters)
+
+
+class NpyTickWriter:
+    """Write ticks to a .npy file as they come, without holding them all.
+
+    The header is written with room for any count and rewritten at the end;
+    the file appears under its name only when complete (``.partial`` before).
+    """
+
+    _HEADER_LEN = 256
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self._tmp = Path(str(path) + ".partial")
+        self._f = open(self._tmp, "wb")
+        self.count = 0
+        self._f.write(self._header(0))
+
+    def _header(self, n: int) -> bytes:
+        d = {"descr": np.lib.format.dtype_to_descr(TICK_DTYPE), "fortran_order": False, "shape": (n,)}
+        text = repr(d).encode("latin1")
+        pre = b"\x93NUMPY\x01\x00"
+        body_len = self._HEADER_LEN - len(pre) - 2
+        text = text + b" " * (body_len - len(text) - 1) + b"\n"
+        return pre + body_len.to_bytes(2, "little") + text
+
+    def write(self, ticks: np.ndarray) -> None:
+        self._f.write(memoryview(np.ascontiguousarray(ticks)).cast("B"))
+        self.count += len(ticks)
+
+    def close(self) -> None:
+        self._f.seek(0)
+        self._f.write(self._header(self.count))
+        self._f.close()
+        os.replace(self._tmp, self.path)
+
+    def abort(self) -> None:
+        self._f.close()
+        self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> "NpyTickWriter":
+        return self
+
+    def __exit__(self, exc_type, *_) -> None:
+        self.abort() if exc_type else self.close()
+
+
+def decode_file(path: str | os.PathLike, out: str | os.PathLike | None = None,
+                config: DecodeConfig | None = None, *, batch_frames: int = 1 << 16) -> DecodeResult:
+    """Decode a capture file, streaming it batch by batch.
+
+    With ``out``, ticks are written to that .npy as they are decoded and the
+    result's ``ticks`` is empty (the file may not fit in memory); without it,
+    every tick is returned in memory.
+    """
+    from .capture import open_capture
+
+    dec = Decoder(config)
+    parts: list[np.ndarray] = []
+    with open_capture(path, batch_frames=batch_frames) as cap:
+        if out is None:
+            for batch in cap:
+                parts.extend(dec.feed(batch))
+        else:
+            with NpyTickWriter(out) as w:
+                for batch in cap:
+                    for t in dec.feed(batch):
+                        w.write(t)
+    ticks = np.concatenate(parts) if len(parts) > 1 else (parts[0] if parts else np.zeros(0, TICK_DTYPE))
+    return DecodeResult(ticks, dec.counters)
