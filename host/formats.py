@@ -57,6 +57,12 @@ class MessageType:
     def type_byte(self) -> int:
         return ord(self.code)
 
+    def field_at(self, offset: int) -> Field:
+        for f in self.fields:
+            if f.offset == offset:
+                return f
+        raise KeyError(f"ITCH message {self.code!r} has no field at byte {offset}")
+
     def field(self, name: str) -> Field:
         for f in self.fields:
             if f.name == name:

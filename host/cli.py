@@ -1,0 +1,158 @@
+"""The ``wiretick`` command: one entry point, a subcommand per tool.
+
+Errors a user can act on (a bad capture, a bad option) end in one line on
+stderr and exit code 2; nothing is left half-written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["main"]
+
+
+class UsageError(Exception):
+    """Bad input or usage: reported in one line, exit code 2."""
+
+
+def _port(text: str) -> int:
+    v = int(text, 0)
+    if not 0 <= v <= 0xFFFF:
+        raise argparse.ArgumentTypeError(f"port must be 0..65535, got {text}")
+    return v
+
+
+def _ipv4(text: str) -> int:
+    try:
+        return int(ipaddress.IPv4Address(text))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _add_filter_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--port", type=_port, default=0, help="accept only this UDP destination port (default: any)")
+    p.add_argument("--ip-dst", type=_ipv4, default=0, metavar="ADDR",
+                   help="accept only this IPv4 destination address (default: any)")
+    p.add_argument("--no-ip-checksum", action="store_true", help="do not verify IPv4 header checksums")
+    p.add_argument("--no-sequence-check", action="store_true",
+                   help="no MoldUDP64 sequence processing (no duplicate drops, no gap events)")
+
+
+def _config(args: argparse.Namespace):
+    from .decode import DecodeConfig
+    return DecodeConfig(ip_dst=args.ip_dst, port=args.port, check_ip_checksum=not args.no_ip_checksum,
+                        sequence_check=not args.no_sequence_check)
+
+
+def format_counters(counters: dict[str, int]) -> str:
+    """A short human summary of the non-zero counters, grouped the way people read them."""
+    from .formats import COUNTERS
+    msgs = ", ".join(f"{c.name[4:]}={counters[c.name]}" for c in COUNTERS
+                     if c.name.startswith("msg_") and counters.get(c.name))
+    drops = ", ".join(f"{c.name}={counters[c.name]}" for c in COUNTERS
+                      if c.name.startswith(("drop_", "bad_")) and counters.get(c.name))
+    other = ", ".join(f"{k}={counters[k]}" for k in ("frames", "packets", "messages", "ticks", "heartbeats",
+                                                        "end_of_session", "duplicates", "gaps", "gap_messages",
+                                                        "aborts", "unknown_type", "sessions"))
+    lines = [other, f"by type: {msgs or 'none'}", f"dropped: {drops or 'none'}"]
+    return "\n".join(lines)
+
+
+def cmd_decode(args: argparse.Namespace) -> int:
+    from .decode import decode_file
+    t0 = time.perf_counter()
+    res = decode_file(args.capture, args.output, _config(args))
+    dt = time.perf_counter() - t0
+    print(format_counters(res.counters), file=sys.stderr)
+    print(f"wrote {res.counters['ticks']} ticks to {args.output} in {dt:.2f} s", file=sys.stderr)
+    return 0
+
+
+def cmd_gen(args: argparse.Namespace) -> int:
+    from .gen import GenConfig, generate_to_file
+    vlan = None if args.vlan.lower() == "none" else int(args.vlan, 0)
+    try:
+        cfg = GenConfig(messages=args.messages, symbols=args.symbols, seed=args.seed, vlan=vlan, ab=args.ab,
+                        gap_rate=args.gap_rate, all_types=args.all_types,
+                        max_messages_per_packet=args.max_per_packet, mtu=args.mtu)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    t0 = time.perf_counter()
+    stats = generate_to_file(args.output, cfg)
+    dt = time.perf_counter() - t0
+    print(f"wrote {args.output}: {stats.messages} messages in {stats.packets} packets, {stats.frames} frames "
+          f"({dt:.2f} s)", file=sys.stderr)
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import run_suites, SUITES
+    unknown = [s for s in args.suites if s not in SUITES]
+    if unknown:
+        raise UsageError(f"unknown bench suite {unknown[0]!r}; choose from {', '.join(SUITES)}")
+    figures = run_suites(args.suites or list(SUITES), messages=args.messages, log=sys.stderr)
+    text = json.dumps(figures, indent=2, sort_keys=True)
+    if args.json:
+        Path(args.json).write_text(text + "\n")
+    print(text)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="wiretick", description="FPGA SmartNIC ITCH 5.0 feed handler toolkit.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    d = sub.add_parser("decode", help="decode a capture into normalized ticks with the software reference feed handler",
+                       description="Decode a pcap/pcapng capture of MoldUDP64/ITCH 5.0 into a .npy of ticks; "
+                                   "a summary of counters goes to stderr.")
+    d.add_argument("capture", help="pcap or pcapng file (Ethernet)")
+    d.add_argument("-o", "--output", required=True, help="output .npy file of the tick dtype")
+    _add_filter_options(d)
+    d.set_defaults(func=cmd_decode)
+
+    g = sub.add_parser("gen", help="generate a synthetic, realistic ITCH 5.0 feed capture",
+                       description="Write a deterministic synthetic MoldUDP64/ITCH 5.0 feed as pcap.")
+    g.add_argument("-o", "--output", required=True, help="output .pcap file")
+    g.add_argument("--messages", type=int, required=True, help="number of ITCH messages")
+    g.add_argument("--symbols", type=int, default=100, help="number of stocks (default 100)")
+    g.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    g.add_argument("--vlan", default="141", help="802.1Q VLAN id, or 'none' (default 141)")
+    g.add_argument("--ab", action="store_true", help="also emit the B copy of every packet")
+    g.add_argument("--gap-rate", type=float, default=0.0, help="fraction of packets to drop (sequence gaps)")
+    g.add_argument("--all-types", action="store_true", help="include every one of the 23 ITCH message types")
+    g.add_argument("--max-per-packet", type=int, default=32, help="most messages in one packet (default 32)")
+    g.add_argument("--mtu", type=int, default=1500, help="IP MTU (default 1500)")
+    g.set_defaults(func=cmd_gen)
+
+    b = sub.add_parser("bench", help="run benchmark suites and write named figures as JSON",
+                       description="Run benchmark suites; prints the figures as JSON (and writes --json).")
+    b.add_argument("suites", nargs="*", help="suites to run (default: all)")
+    b.add_argument("--json", help="write the figures to this file")
+    b.add_argument("--messages", type=int, default=2_000_000, help="size of the generated workload (default 2M)")
+    b.set_defaults(func=cmd_bench)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from .capture import CaptureError
+    try:
+        return args.func(args)
+    except (UsageError, CaptureError, ValueError) as e:
+        print(f"wiretick {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"wiretick {args.command}: error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
