@@ -397,7 +397,7 @@ class NpyTickWriter:
     the file appears under its name only when complete (``.partial`` before).
     """
 
-    _HEADER_LEN = 256
+    _HEADER_LEN = 512  # a multiple of 64 with room for the tick descr and any shape (the descr alone is ~290)
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
@@ -411,6 +411,8 @@ class NpyTickWriter:
         text = repr(d).encode("latin1")
         pre = b"\x93NUMPY\x01\x00"
         body_len = self._HEADER_LEN - len(pre) - 2
+        if len(text) + 1 > body_len:
+            raise AssertionError(f".npy header needs {len(text) + 1} bytes, only {body_len} reserved")
         text = text + b" " * (body_len - len(text) - 1) + b"\n"
         return pre + body_len.to_bytes(2, "little") + text
 
