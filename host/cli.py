@@ -103,6 +103,25 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text}") from None
+    if not v > 0 or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return v
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from .replay import cmd_replay as replay
+    if args.rate is not None and args.capture_timing:
+        raise UsageError("--rate and --capture-timing are exclusive")
+    replay(args.capture, args.ring, rate=args.rate, nslots=args.nslots, config=_config(args),
+           capture_timing=args.capture_timing, speed=args.speed, overwrite=not args.no_overwrite, log=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="wiretick", description="FPGA SmartNIC ITCH 5.0 feed handler toolkit.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -128,6 +147,20 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--max-per-packet", type=int, default=32, help="most messages in one packet (default 32)")
     g.add_argument("--mtu", type=int, default=1500, help="IP MTU (default 1500)")
     g.set_defaults(func=cmd_gen)
+
+    r = sub.add_parser("replay", help="replay a capture into a shared-memory tick ring for strategies to follow",
+                       description="Decode a capture with the reference feed handler and write its ticks into the "
+                                   "ring /dev/shm/NAME (or a path), as the device would; readers open it with "
+                                   "wiretick.host.ring.Ring. The ring stays when the replay ends.")
+    r.add_argument("capture", help="pcap or pcapng file (Ethernet)")
+    r.add_argument("--ring", required=True, metavar="NAME", help="ring name under /dev/shm, or a path")
+    r.add_argument("--rate", type=_positive_float, help="pace at this many messages per second (default: full speed)")
+    r.add_argument("--capture-timing", action="store_true", help="pace at the capture's own timestamps")
+    r.add_argument("--speed", type=_positive_float, default=1.0, help="with --capture-timing: speed-up factor")
+    r.add_argument("--nslots", type=int, default=1 << 20, help="ring slots, a power of two >= 64 (default 2^20)")
+    r.add_argument("--no-overwrite", action="store_true", help="fail if the ring already exists")
+    _add_filter_options(r)
+    r.set_defaults(func=cmd_replay)
 
     b = sub.add_parser("bench", help="run benchmark suites and write named figures as JSON",
                        description="Run benchmark suites; prints the figures as JSON (and writes --json).")

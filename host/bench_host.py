@@ -1,0 +1,253 @@
+"""``wiretick bench host``: the host side of the tick path, every figure measured in one run.
+
+- ``host.ticks_per_s.zero_copy``: the VWAP strategy (:class:`~.strategy.Vwap`)
+  consuming ring batches in place while a writer fills the ring, as a reader
+  following a live ring does (each batch is read soon after it was written,
+  so it comes from cache, as DMA with DDIO would leave it).  Only the reader's
+  time is counted: ``poll`` plus the strategy.
+- ``host.ticks_per_s.copy``: the same strategy fed ticks copied out one by one
+  (64 bytes, then ``struct.unpack``), on a prefix of the same ticks.
+- ``host.mem_read_gbps``: plain numpy read bandwidth (summing a 256 MiB array).
+- ``host.latency_ns.p50``/``.p99``: one tick written by one process to a
+  reader busy-polling (:meth:`~.ring.Ring.poll_one`) in another, on
+  ``time.monotonic_ns`` (one clock for both); the writer stamps ``ts_rx`` just
+  before it publishes the tick.
+- ``host.ring.write_ticks_per_s``: :meth:`~.ring.RingWriter.write` in bulk.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import TextIO
+
+import numpy as np
+
+from .ring import Ring, RingWriter
+from .strategy import ScalarVwap, Vwap
+from .tick import TICK_DTYPE
+
+__all__ = ["bench_host"]
+
+
+def _say(log: TextIO | None, text: str) -> None:
+    if log:
+        print(text, file=log, flush=True)
+
+
+def _ring_name(tag: str) -> str:
+    return f"wiretick-bench-{tag}-{os.getpid()}"
+
+
+def mem_read_gbps(nbytes: int = 256 << 20, repeats: int = 5) -> float:
+    """GB/s of ``np.sum`` over a uint64 array (the best of ``repeats``: bandwidth is a ceiling)."""
+    a = np.ones(nbytes // 8, np.uint64)
+    best = min(_timed(a.sum) for _ in range(repeats))
+    return a.nbytes / best / 1e9
+
+
+def _timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def _follow(ticks: np.ndarray, *, step: int, batch: int, nslots: int, consume, repeats: int) -> float:
+    """Ticks/s of ``consume(batch_view)`` over ``ticks`` written ``step`` at a time into a ring.
+
+    Median of ``repeats`` runs over the whole array; only the reader's time counts.
+    """
+    name = _ring_name("follow")
+    rates = []
+    try:
+        w = RingWriter.create(name, nslots, overwrite=True)
+        r = Ring(name)
+        for _ in range(repeats):
+            spent = 0.0
+            for i in range(0, len(ticks), step):
+                w.write(ticks[i:i + step], renumber=True)
+                t0 = time.perf_counter()
+                while True:
+                    b = r.poll(batch)
+                    if not len(b):
+                        break
+                    consume(b)
+                spent += time.perf_counter() - t0
+            rates.append(len(ticks) / spent)
+        if r.lost:
+            raise AssertionError(f"benchmark reader lost {r.lost} ticks")
+        w.close()
+        r.close()
+    finally:
+        Path("/dev/shm", name).unlink(missing_ok=True)
+    return statistics.median(rates)
+
+
+def _copy_rate(ticks: np.ndarray, *, nslots: int, repeats: int) -> float:
+    """Ticks/s of the scalar strategy fed ticks copied out of the ring one by one."""
+    def consume_copy(b: np.ndarray) -> None:
+        mv = memoryview(b.view(np.uint8))
+        upd = strat.update_one
+        for o in range(0, len(mv), 64):
+            upd(bytes(mv[o:o + 64]))
+
+    rates = []
+    for _ in range(repeats):
+        strat = ScalarVwap()
+        rates.append(_follow(ticks, step=4096, batch=4096, nslots=nslots, consume=consume_copy, repeats=1))
+    return statistics.median(rates)
+
+
+# ------------------------------------------------------------------ latency
+
+def _pin(cpu: int, realtime: bool) -> bool:
+    """Pin this process to ``cpu`` and, with ``realtime``, give it SCHED_FIFO priority 1.
+
+    A busy-polling reader on a core of its own at real-time priority is how a
+    latency-critical strategy is deployed; on a shared machine it also keeps
+    other jobs from time-slicing the reader away for milliseconds.  Returns
+    whether real-time priority was granted (it needs CAP_SYS_NICE or an rtprio limit).
+    """
+    try:
+        if len(os.sched_getaffinity(0)) > 1:
+            os.sched_setaffinity(0, {cpu})
+    except (AttributeError, OSError):
+        pass
+    if not realtime:
+        return False
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))
+        return True
+    except (AttributeError, OSError):
+        return False
+
+
+def _unpin(affinity: set[int] | None) -> None:
+    try:
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+    except (AttributeError, OSError):
+        pass
+    if affinity is not None:
+        os.sched_setaffinity(0, affinity)
+
+
+def _latency_reader(name: str, samples: int, realtime: bool, ready, conn) -> None:
+    _pin(1, realtime)
+    r = Ring(name, start=1)
+    lat = np.empty(samples, np.int64)
+    mono = time.monotonic_ns
+    poll = r.poll_one
+    ready.set()
+    i = 0
+    while i < samples:
+        t = poll()
+        if t is None:
+            continue
+        now = mono()
+        lat[i] = now - int(t["ts_rx"])
+        i += 1
+    conn.send_bytes(lat.tobytes())
+    conn.close()
+
+
+def latency_ns(samples: int = 20_000, gap_ns: int = 20_000, *, realtime: bool = True) -> tuple[np.ndarray, bool]:
+    """Write-to-read latencies (ns) of ``samples`` ticks, one every ``gap_ns``, across two processes.
+
+    Returns the latencies and whether the writer ran at real-time priority (see :func:`_pin`).
+    """
+    name = _ring_name("latency")
+    ctx = mp.get_context("fork")
+    ready = ctx.Event()
+    parent, child = ctx.Pipe(duplex=False)
+    saved = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    try:
+        w = RingWriter.create(name, 4096, overwrite=True, interval=1, chunk=1)
+        proc = ctx.Process(target=_latency_reader, args=(name, samples, realtime, ready, child), daemon=True)
+        proc.start()
+        child.close()
+        if not ready.wait(30):
+            raise RuntimeError("latency reader did not start")
+        rt = _pin(0, realtime)
+        tick = np.zeros(1, TICK_DTYPE)
+        tick["msg_type"] = ord("A")
+        raw = tick.tobytes()
+        mono = time.monotonic_ns
+        write = w.write_one
+        due = mono() + 1_000_000
+        for _ in range(samples):
+            while mono() < due:
+                pass
+            write(raw, renumber=True, stamp_ts=True)
+            due += gap_ns
+        w.publish()
+        if not parent.poll(60):
+            raise RuntimeError("latency reader did not report")
+        lat = np.frombuffer(parent.recv_bytes(), np.int64)
+        proc.join(10)
+        w.close()
+    finally:
+        _unpin(saved)
+        Path("/dev/shm", name).unlink(missing_ok=True)
+    return lat, rt
+
+
+# ------------------------------------------------------------------ the suite
+
+def bench_host(messages: int, log: TextIO | None = None) -> dict[str, float]:
+    """Measure the host figures on a generated feed of ``messages`` ITCH messages (see the module doc)."""
+    from .decode import decode_file
+    from .gen import GenConfig, generate_to_file
+
+    with tempfile.TemporaryDirectory(prefix="wiretick-bench-") as tmp:
+        cap = Path(tmp) / "feed.pcap"
+        generate_to_file(cap, GenConfig(messages=messages, symbols=500, seed=1))
+        ticks = decode_file(cap).ticks
+    _say(log, f"host: {len(ticks)} ticks from {messages} generated messages")
+
+    gbps = mem_read_gbps()
+    _say(log, f"host: numpy read bandwidth {gbps:.1f} GB/s")
+
+    nslots = 1 << 20
+    wname = _ring_name("write")
+    try:
+        w = RingWriter.create(wname, nslots, overwrite=True)
+        w.write(ticks[:nslots], renumber=True)               # first touch outside the timing
+        reps = [_timed(lambda: w.write(ticks, renumber=True)) for _ in range(3)]
+        write_rate = len(ticks) / statistics.median(reps)
+        w.close()
+    finally:
+        Path("/dev/shm", wname).unlink(missing_ok=True)
+    _say(log, f"host: ring writer {write_rate / 1e6:.1f} M ticks/s")
+
+    strat = Vwap()
+    zero = _follow(ticks, step=65536, batch=16384, nslots=nslots, consume=strat.update, repeats=3)
+    _say(log, f"host: VWAP on ring batches in place {zero / 1e6:.1f} M ticks/s")
+    lean = Vwap(track_orders=False)
+    zero_lean = _follow(ticks, step=65536, batch=16384, nslots=nslots, consume=lean.update, repeats=3)
+    _say(log, f"host: VWAP without the order book {zero_lean / 1e6:.1f} M ticks/s")
+
+    sub = ticks[:min(len(ticks), 200_000)]
+    copy = _copy_rate(sub, nslots=1 << 16, repeats=3)
+    _say(log, f"host: VWAP on ticks copied one by one {copy / 1e6:.2f} M ticks/s")
+
+    lat, rt = latency_ns()
+    p50, p99 = (float(np.percentile(lat, q)) for q in (50, 99))
+    _say(log, f"host: latency p50 {p50:.0f} ns, p99 {p99:.0f} ns, max {lat.max()} ns ({len(lat)} ticks, "
+              f"{'pinned, SCHED_FIFO' if rt else 'normal priority'})")
+
+    return {
+        "host.ticks_per_s.zero_copy": round(zero),
+        "host.ticks_per_s.zero_copy_no_book": round(zero_lean),
+        "host.ticks_per_s.copy": round(copy),
+        "host.zero_copy_over_copy": round(zero / copy, 1),
+        "host.mem_read_gbps": round(gbps, 2),
+        "host.latency_ns.p50": round(p50),
+        "host.latency_ns.p99": round(p99),
+        "host.latency_realtime": int(rt),
+        "host.ring.write_ticks_per_s": round(write_rate),
+        "host.messages": messages,
+    }
