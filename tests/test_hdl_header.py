@@ -1,0 +1,165 @@
+"""Stage 1, the header parser, in Amaranth's simulator against the reference model."""
+
+from __future__ import annotations
+
+import random
+import struct
+
+import pytest
+from amaranth.sim import Simulator
+
+from wiretick.hdl.header import HEADER_COUNTERS, HeaderParser, frame_beat_layout
+from wiretick.hdl.sim import frames_to_beats, make_frame, random_frame, random_message, unpack
+from wiretick.host.capture import FrameBatch
+from wiretick.host.decode import DecodeConfig, decode_batch
+from wiretick.host.frames import encode_message
+
+
+def run_header(frames, bad=None, *, ip_dst=0, port=0, check_ip_checksum=True, gap_every=0, stray=()):
+    """Drive frames back to back; return (starts, counters, out_beats)."""
+    dut = HeaderParser()
+    beats = list(stray) + frames_to_beats(frames, 8, bad)
+    layout = frame_beat_layout(8)
+    starts, out = [], []
+    counts = {n: 0 for n in HEADER_COUNTERS}
+    done = [False]
+
+    async def drive(ctx):
+        ctx.set(dut.ip_dst, ip_dst)
+        ctx.set(dut.port, port)
+        ctx.set(dut.check_ip_checksum, int(check_ip_checksum))
+        for n, b in enumerate(beats):
+            ctx.set(dut.timestamp, 1000 + n)
+            ctx.set(dut.i_mac.valid, 1)
+            ctx.set(dut.i_mac.payload.as_value(), b.word(8))
+            await ctx.tick()
+            if gap_every and n % gap_every == 0:
+                ctx.set(dut.i_mac.valid, 0)
+                await ctx.tick()
+        ctx.set(dut.i_mac.valid, 0)
+        await ctx.tick().repeat(3)
+        done[0] = True
+
+    async def collect(ctx):
+        cnt_layout = dut.o_count.shape()
+        async for _, _, valid, payload, cnt in ctx.tick().sample(
+                dut.o_beat.valid, dut.o_beat.payload.as_value(), dut.o_count.as_value()):
+            for name, v in unpack(cnt_layout, cnt).items():
+                counts[name] += v
+            if valid:
+                f = unpack(layout, payload)
+                out.append(f)
+                if f["start"]:
+                    starts.append(f)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(drive)
+    sim.add_testbench(collect, background=True)
+    sim.run()
+    return starts, counts, out
+
+
+def expected(frames, bad=None, **cfg):
+    res = decode_batch(FrameBatch.from_frames(frames, bad=bad), DecodeConfig(**cfg))
+    return {n: res.counters[n] for n in HEADER_COUNTERS}
+
+
+def header_offsets(frame: bytes) -> tuple[int, int]:
+    """(payload start, payload end) of a well-formed frame."""
+    p = 12
+    while struct.unpack_from(">H", frame, p)[0] in (0x8100, 0x88A8):
+        p += 4
+    p += 2
+    u = p + (frame[p] & 15) * 4
+    return u + 28, u + struct.unpack_from(">H", frame, u + 4)[0]
+
+
+def test_good_frames_every_alignment():
+    frames = []
+    for vlans in range(3):
+        for words in range(11):
+            frames.append(make_frame([encode_message("D", order_ref=vlans * 100 + words)],
+                                     seq=7 + words, vlans=vlans, ip_option_words=words,
+                                     tpid=0x88A8 if words % 2 else 0x8100))
+    starts, counts, out = run_header(frames)
+    assert counts == expected(frames)
+    assert counts["packets"] == len(frames)
+    assert len(out) == sum(-(-len(f) // 8) for f in frames)
+    for f, s in zip(frames, starts):
+        pay_start, pay_end = header_offsets(f)
+        assert (s["pay_start"], s["pay_end"]) == (pay_start, pay_end)
+        assert s["offset"] <= pay_start - 1 < s["offset"] + 8, "start on the beat of the last header byte"
+        assert s["sequence"] == struct.unpack_from(">Q", f, pay_start - 10)[0]
+        assert s["count"] == 1
+        assert s["session"].to_bytes(10, "little") == f[pay_start - 20:pay_start - 10]
+
+
+def test_each_drop_reason():
+    base = dict(vlans=1)
+    m = [encode_message("A")]
+    frames = [
+        make_frame(m, **base),
+        make_frame(m, vlans=3),                                   # third tag: not IPv4
+        make_frame(m, **base)[:12] + b"\x86\xdd" + bytes(60),     # IPv6
+        make_frame(m, bad_checksum=True, **base),
+        make_frame(m, fragment=0x2000, **base),                   # MF
+        make_frame(m, fragment=5, **base),                        # offset
+        make_frame(m, protocol=6, **base),
+        make_frame(m, dst_ip=0xE9360C70, **base),
+        make_frame(m, udp_length=7, **base),
+        make_frame(m, udp_length=400, **base),
+        make_frame(m, ip_total_length=27, **base),
+        make_frame(m, dst_port=1, **base),
+        make_frame([], udp_length=8 + 19, **base),
+        make_frame(m, vlans=0)[:20],
+        make_frame(m, vlans=2)[:21],
+        make_frame(m, vlans=2)[:49],
+        make_frame(m, vlans=0)[:3],
+    ]
+    # Version 6 with IHL 5, and IHL 4.
+    for b0 in (0x65, 0x44):
+        f = bytearray(make_frame(m, **base))
+        f[18] = b0
+        frames.append(bytes(f))
+    cfg = dict(ip_dst=0xE9360C6F, port=26477)
+    _, counts, _ = run_header(frames, **cfg)
+    exp = expected(frames, **cfg)
+    assert counts == exp
+    assert all(exp[n] for n in HEADER_COUNTERS if n.startswith("drop_")), exp
+
+
+def test_every_truncation_length():
+    frames = []
+    for vlans, words in ((0, 0), (1, 3), (2, 10)):
+        f = make_frame([encode_message("S")], vlans=vlans, ip_option_words=words, pad=False)
+        frames += [f[:n] for n in range(1, len(f) + 1)]
+    _, counts, _ = run_header(frames, bad=[i % 3 == 0 for i in range(len(frames))])
+    assert counts == expected(frames, bad=[i % 3 == 0 for i in range(len(frames))])
+
+
+def test_checksum_off_and_idle_gaps():
+    frames = [make_frame([encode_message("B")], bad_checksum=True, vlans=v) for v in range(3)]
+    _, counts, out = run_header(frames, check_ip_checksum=False, gap_every=3)
+    assert counts == expected(frames, check_ip_checksum=False)
+    assert counts["packets"] == 3
+    firsts = [b for b in out if b["first"]]
+    assert len(firsts) == 3 and all(b["ts"] >= 1000 for b in firsts)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_random_corruption(seed):
+    rng = random.Random(seed)
+    frames = [random_frame(rng) for _ in range(60)]
+    bad = [rng.random() < 0.1 for _ in frames]
+    cfg = dict(check_ip_checksum=bool(seed % 2), port=26477 if seed == 2 else 0)
+    _, counts, _ = run_header(frames, bad, **cfg)
+    assert counts == expected(frames, bad, **cfg)
+
+
+def test_beats_outside_frames_are_ignored():
+    f = make_frame([random_message(random.Random(0), "P")])
+    stray = frames_to_beats([f])[1:]   # a stream that starts mid-frame: no `first`
+    starts, counts, out = run_header([f], stray=stray)
+    assert counts == expected([f])
+    assert len(out) == len(stray) + 1 and len(starts) == 1
