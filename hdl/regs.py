@@ -48,8 +48,8 @@ __all__ = [
     "REGS_WAIVERS", "regs_verilog", "lint_regs",
 ]
 
-#: ``ID`` register value: ASCII "wtik".
-REG_ID = 0x7774_696B
+#: ``ID`` register value: ASCII "WTK1" (as host/device.py's DEVICE_ID).
+REG_ID = 0x5754_4B31
 #: ``VERSION``: major << 16 | minor.  The major changes when an offset or a meaning changes.
 REG_VERSION = (1 << 16) | 0
 
@@ -72,7 +72,7 @@ COUNTER_BASE = 0x100
 
 REGISTERS: tuple[Register, ...] = (
     # -- identification and build parameters
-    Register("ID", 0x000, 32, "const", 'identifies the design: 0x7774696B (ASCII "wtik")', REG_ID),
+    Register("ID", 0x000, 32, "const", 'identifies the design: 0x57544B31 (ASCII "WTK1")', REG_ID),
     Register("VERSION", 0x004, 32, "const", "register map version: major << 16 | minor", REG_VERSION),
     Register("DMA_DATA_WIDTH", 0x008, 16, "const", "AXI data width of the DMA engine, bits"),
     Register("DMA_FIFO_DEPTH", 0x00C, 32, "const", "ticks the DMA engine can queue while the bus stalls"),

@@ -1,0 +1,142 @@
+"""The parser core: MAC receive stream in, ticks and counters out.
+
+Pipeline (one beat per cycle, never back-pressured)::
+
+    i_mac ─▶ HeaderParser ─reg─▶ BlockSplitter ─reg─▶ MessageAssembler ─▶ TickBuilder ─▶ Sequencer ─fifo─▶ o_tick
+               (Eth/VLAN/IPv4/      (MoldUDP64 blocks,     (message bytes)     (TICK_MAP)     (gaps, duplicates,
+                UDP/Mold checks)     per-block checks)                                          seq, aborts)
+
+Latency: a message's tick is valid on ``o_tick`` three cycles after the clock edge
+that accepts the beat holding the message's last byte (one register after the
+header parser, one after the splitter, and the output queue's write).
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Elaboratable, Module, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from wiretick.host.formats import COUNTERS
+
+from .assembler import MessageAssembler
+from .builder import TickBuilder
+from .common import mac_beat_layout
+from .counters import CounterBank
+from .header import HeaderParser
+from .sequencer import Sequencer
+from .splitter import BlockSplitter
+from .tick import TickLayout
+
+__all__ = ["ItchParser", "LATENCY"]
+
+#: Cycles from the edge accepting a message's last beat to its tick on ``o_tick``.
+LATENCY = 3
+
+
+class _Link(Elaboratable):
+    """An always-ready stream from ``source`` to ``sink`` (wires only)."""
+
+    def __init__(self, source, sink):
+        self.source, self.sink = source, sink
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.comb += [self.sink.valid.eq(self.source.valid), self.sink.payload.eq(self.source.payload)]
+        return m
+
+
+def _link(m: Module, name: str, source, sink) -> None:
+    m.submodules[name] = _Link(source, sink)
+
+
+class ItchParser(wiring.Component):
+    """NASDAQ TotalView-ITCH 5.0 over MoldUDP64/UDP/IPv4/Ethernet, cut-through.
+
+    Behaves as docs/reference-model.md says, frame by frame; ``ready`` of the MAC
+    stream is constantly 1.  A frame is opened by ``first`` (which also abandons an
+    unfinished one) and closed by ``last``.
+
+    Parameters
+    ----------
+    width : int
+        Datapath width in bytes (8: the stages are written for any power of two
+        up to 8; the splitter checks its own limit).
+    fifo_depth : int
+        Depth of the tick output queue (ticks are only queued while ``o_tick.ready``
+        is low).
+    counter_bits : int
+        Width of each counter.
+
+    Attributes
+    ----------
+    i_mac : In(stream.Signature(mac_beat_layout(width), always_ready=True))
+        MAC receive stream.
+    o_tick : Out(stream.Signature(TickLayout))
+        Ticks.
+    timestamp : In(64)
+        Nanosecond clock; a frame's ``ts_rx`` is its value when the first beat is accepted.
+    ip_dst, port, check_ip_checksum, sequence_check : In
+        Configuration (see docs/reference-model.md; 0 = any address / port).
+    counters : Out(ArrayLayout(counter_bits, len(COUNTERS)))
+        Counter ``formats.COUNTER_INDEX[name]`` for every name of ``formats.COUNTERS``.
+    lost : Out(counter_bits)
+        Ticks dropped because the output queue was full (``o_tick.ready`` held low);
+        each leaves a hole in ``seq``.
+    """
+
+    def __init__(self, width: int = 8, fifo_depth: int = 16, counter_bits: int = 64):
+        self.width = width
+        self.fifo_depth = fifo_depth
+        self.counter_bits = counter_bits
+        super().__init__({
+            "i_mac": In(stream.Signature(mac_beat_layout(width), always_ready=True)),
+            "o_tick": Out(stream.Signature(TickLayout)),
+            "timestamp": In(64),
+            "ip_dst": In(32),
+            "port": In(16),
+            "check_ip_checksum": In(1, init=1),
+            "sequence_check": In(1, init=1),
+            "counters": Out(data.ArrayLayout(unsigned(counter_bits), len(COUNTERS))),
+            "lost": Out(counter_bits),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        W = self.width
+        m.submodules.header = header = HeaderParser(W)
+        m.submodules.splitter = splitter = BlockSplitter(W)
+        m.submodules.assembler = assembler = MessageAssembler(W)
+        m.submodules.builder = builder = TickBuilder()
+        m.submodules.sequencer = sequencer = Sequencer(W, self.fifo_depth)
+
+        wiring.connect(m, wiring.flipped(self.i_mac), header.i_mac)
+        # The streams between stages are always-ready; each link is its own small
+        # fragment (no logic), which keeps the simulator from re-running every
+        # connection whenever any one of them changes.
+        _link(m, "link_hdr_split", header.o_beat, splitter.i_beat)
+        _link(m, "link_split_asm", splitter.o_blk, assembler.i_blk)
+        _link(m, "link_split_seq", splitter.o_blk, sequencer.i_blk)   # frame events, block counts
+        _link(m, "link_asm_build", assembler.o_msg, builder.i_msg)
+        _link(m, "link_build_seq", builder.o_built, sequencer.i_built)
+        wiring.connect(m, sequencer.o_tick, wiring.flipped(self.o_tick))
+        m.d.comb += [
+            header.timestamp.eq(self.timestamp),
+            header.ip_dst.eq(self.ip_dst),
+            header.port.eq(self.port),
+            header.check_ip_checksum.eq(self.check_ip_checksum),
+            sequencer.sequence_check.eq(self.sequence_check),
+        ]
+
+        # Counter bank: every counter from exactly one stage.
+        sources = {}
+        for stage in (header, splitter, sequencer):
+            for name, _field in stage.o_count.shape():
+                if name in sources:
+                    raise AssertionError(f"counter {name} has two sources")
+                sources[name] = getattr(stage.o_count, name)
+        m.submodules.bank = bank = CounterBank(sources, self.counter_bits)
+        m.d.comb += self.counters.eq(bank.counters)
+        with m.If(sequencer.o_lost):
+            m.d.sync += self.lost.eq(self.lost + 1)
+        return m

@@ -1,0 +1,235 @@
+"""Simulation helpers: frames to MAC beats, and packing/unpacking layout values.
+
+Used by the tests (tests/test_hdl_*.py) and by :mod:`wiretick.hdl.bench`.  Pure
+Python, no simulator state: the testbenches call these to build the integers they
+drive and to decode the integers they sample.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from amaranth.lib import data
+
+from .common import mac_beat_layout
+
+__all__ = ["Beat", "frame_beats", "pack", "unpack", "frames_to_beats"]
+
+
+@dataclass(frozen=True)
+class Beat:
+    """One MAC beat as a testbench drives it."""
+
+    data: int
+    nbytes: int
+    first: bool
+    last: bool
+    error: bool = False
+
+    def word(self, width: int = 8) -> int:
+        """The beat packed as an integer of :func:`~wiretick.hdl.common.mac_beat_layout`."""
+        return pack(mac_beat_layout(width), data=self.data, nbytes=self.nbytes, first=int(self.first),
+                    last=int(self.last), error=int(self.error))
+
+
+def frame_beats(frame: bytes, width: int = 8, error: bool = False) -> list[Beat]:
+    """Split ``frame`` into beats of ``width`` bytes, byte 0 in the lowest lane."""
+    if not frame:
+        raise ValueError("a frame has at least one byte")
+    beats = []
+    for o in range(0, len(frame), width):
+        chunk = frame[o:o + width]
+        last = o + width >= len(frame)
+        beats.append(Beat(int.from_bytes(chunk, "little"), len(chunk), o == 0, last, error and last))
+    return beats
+
+
+def frames_to_beats(frames: list[bytes], width: int = 8, bad: list[bool] | None = None) -> list[Beat]:
+    """Back-to-back beats of several frames."""
+    out: list[Beat] = []
+    for i, f in enumerate(frames):
+        out += frame_beats(f, width, bool(bad[i]) if bad is not None else False)
+    return out
+
+
+def pack(layout: data.StructLayout, **fields: int) -> int:
+    """An integer holding ``fields`` at their places in ``layout`` (missing fields are 0)."""
+    v = 0
+    for name, f in layout:
+        x = int(fields.pop(name, 0))
+        width = f.width
+        if x < 0 or x >> width:
+            raise ValueError(f"{name}={x} does not fit in {width} bits")
+        v |= x << f.offset
+    if fields:
+        raise KeyError(f"not in layout: {sorted(fields)}")
+    return v
+
+
+def unpack(layout: data.StructLayout, value: int) -> dict[str, int]:
+    """The fields of an integer laid out as ``layout`` (nested layouts stay integers)."""
+    return {name: (value >> f.offset) & ((1 << f.width) - 1) for name, f in layout}
+
+
+# --------------------------------------------------------------------------- frame factory
+
+def make_frame(messages: list[bytes], *, seq: int = 1, vlans: int = 1, ip_option_words: int = 0,
+               tpid: int = 0x8100, **kw) -> bytes:
+    """A MoldUDP64 frame: ``vlans`` tags (TPID ``tpid``) and ``ip_option_words`` words of
+    IPv4 options shift the payload; ``kw`` goes to :func:`wiretick.host.frames.udp_frame`
+    (``session=`` to :func:`~wiretick.host.frames.mold_packet`)."""
+    import struct
+
+    from wiretick.host.frames import mold_packet, udp_frame
+
+    mold_kw = {k: kw.pop(k) for k in ("session", "count", "heartbeat", "end_of_session") if k in kw}
+    f = udp_frame(mold_packet(seq, messages, **mold_kw), vlans=tuple(range(100, 100 + vlans)),
+                  ip_options=bytes(4 * ip_option_words), **kw)
+    if tpid != 0x8100:
+        f = bytearray(f)
+        for t in range(vlans):
+            struct.pack_into(">H", f, 12 + 4 * t, tpid)
+        f = bytes(f)
+    return f
+
+
+def random_message(rng, code: str | None = None) -> bytes:
+    """A message of type ``code`` (random type if None) with random field bytes."""
+    from wiretick.host.formats import MESSAGES, MESSAGE_BY_CODE
+
+    msg = MESSAGE_BY_CODE[code] if code else MESSAGES[rng.randrange(len(MESSAGES))]
+    body = bytearray(rng.randbytes(msg.length))
+    body[0] = msg.type_byte
+    if msg.code == "C" and rng.random() < 0.5:
+        body[msg.field("printable").offset] = ord("Y")
+    return bytes(body)
+
+
+def random_frame(rng, *, corrupt: bool = True) -> bytes:
+    """A random MoldUDP64 frame; with ``corrupt``, sometimes damaged on purpose
+    (truncated, header or block bytes overwritten, odd VLAN tags or IPv4 options)."""
+    import struct
+
+    n = rng.choice([0, 1, 1, 2, 3, 5, 8])
+    msgs = [random_message(rng) for _ in range(n)]
+    if corrupt and msgs and rng.random() < 0.2:
+        # A block of an unknown type, possibly very short.
+        msgs.insert(rng.randrange(len(msgs) + 1), bytes([rng.choice(b"aZ0\x00\xff")]) + rng.randbytes(rng.randrange(0, 12)))
+    kw = {}
+    if rng.random() < 0.1:
+        kw["heartbeat"] = True
+        msgs = []
+    f = bytearray(make_frame(msgs, seq=rng.randrange(1, 40), vlans=rng.randrange(3),
+                             ip_option_words=rng.randrange(11), tpid=rng.choice([0x8100, 0x88A8]),
+                             session=rng.choice([b"SESSION001", b"SESSION002"]), **kw))
+    if corrupt:
+        r = rng.random()
+        if r < 0.15:
+            del f[rng.randrange(1, len(f) + 1):]
+        elif r < 0.35:
+            for _ in range(rng.randrange(1, 3)):
+                f[rng.randrange(len(f))] = rng.randrange(256)
+        elif r < 0.45:
+            # Rewrite the MoldUDP64 count or a block length.
+            p = len(f) - sum(len(m) + 2 for m in msgs) - 2
+            struct.pack_into(">H", f, max(p, 0), rng.choice([0, 1, 2, 0xFFFF, 0xFFFE, rng.randrange(65536)]))
+        elif r < 0.5:
+            f += rng.randbytes(rng.randrange(1, 20))
+    return bytes(f)
+
+
+# --------------------------------------------------------------------------- the whole core
+
+@dataclass
+class ParserRun:
+    """What a simulation of :class:`~wiretick.hdl.parser.ItchParser` produced.
+
+    ``ticks`` has the host tick dtype; ``tick_cycles[k]`` is the clock edge at which
+    tick ``k`` was taken from ``o_tick``; ``frame_beat_cycles[f][b]`` is the edge that
+    accepted beat ``b`` of frame ``f``.
+    """
+
+    ticks: object
+    counters: dict
+    lost: int
+    tick_cycles: list
+    frame_beat_cycles: list
+    cycles: int
+
+
+def run_parser(frames: list[bytes], *, bad=None, ts_ns=None, ip_dst: int = 0, port: int = 0,
+               check_ip_checksum: bool = True, sequence_check: bool = True, width: int = 8,
+               idle_between: int = 0, ready=None, fifo_depth: int = 16, drain: int = 40) -> ParserRun:
+    """Simulate the parser core on ``frames`` sent back to back (``idle_between`` idle
+    cycles after each frame) and collect its ticks and counters.
+
+    ``ready`` is an optional function of the cycle number giving ``o_tick.ready``
+    (default: always 1).
+    """
+    import numpy as np
+    from amaranth.sim import Simulator
+
+    from wiretick.host.formats import COUNTERS
+    from wiretick.host.tick import TICK_DTYPE
+
+    from .parser import ItchParser
+
+    dut = ItchParser(width, fifo_depth=fifo_depth)
+    beats = [frame_beats(f, width, bool(bad[i]) if bad is not None else False) for i, f in enumerate(frames)]
+    words = [[b.word(width) for b in fb] for fb in beats]
+    ts = [int(t) for t in ts_ns] if ts_ns is not None else [1_000_000 + 1000 * i for i in range(len(frames))]
+    ticks_raw: list[int] = []
+    tick_cycles: list[int] = []
+    frame_beat_cycles: list[list[int]] = []
+    result = {}
+
+    async def drive(ctx):
+        ctx.set(dut.ip_dst, ip_dst)
+        ctx.set(dut.port, port)
+        ctx.set(dut.check_ip_checksum, int(check_ip_checksum))
+        ctx.set(dut.sequence_check, int(sequence_check))
+        cycle = 0
+        mac_valid, mac_payload = dut.i_mac.valid, dut.i_mac.payload.as_value()
+        for f, fw in enumerate(words):
+            ctx.set(dut.timestamp, ts[f])
+            ctx.set(mac_valid, 1)
+            cyc = []
+            for w in fw:
+                ctx.set(mac_payload, w)
+                cyc.append(cycle)
+                await ctx.tick()
+                cycle += 1
+            frame_beat_cycles.append(cyc)
+            if idle_between:
+                ctx.set(mac_valid, 0)
+                await ctx.tick().repeat(idle_between)
+                cycle += idle_between
+        ctx.set(mac_valid, 0)
+        await ctx.tick().repeat(drain)
+        cycle += drain
+        result["cycles"] = cycle
+        result["counters"] = [ctx.get(dut.counters[i]) for i in range(len(COUNTERS))]
+        result["lost"] = ctx.get(dut.lost)
+
+    async def collect(ctx):
+        cycle = 0
+        o_valid, o_ready, o_payload = dut.o_tick.valid, dut.o_tick.ready, dut.o_tick.payload.as_value()
+        ctx.set(o_ready, 1 if ready is None else int(ready(0)))
+        async for _, _, v, r, p in ctx.tick().sample(o_valid, o_ready, o_payload):
+            if v and r:
+                ticks_raw.append(p)
+                tick_cycles.append(cycle)
+            cycle += 1
+            if ready is not None:
+                ctx.set(o_ready, int(ready(cycle)))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(drive)
+    sim.add_testbench(collect, background=True)
+    sim.run()
+
+    raw = b"".join(t.to_bytes(64, "little") for t in ticks_raw)
+    ticks = np.frombuffer(raw, dtype=TICK_DTYPE).copy() if raw else np.zeros(0, TICK_DTYPE)
+    counters = {c.name: v for c, v in zip(COUNTERS, result["counters"])}
+    return ParserRun(ticks, counters, result["lost"], tick_cycles, frame_beat_cycles, result["cycles"])
