@@ -22,7 +22,7 @@ from . import formats as F
 from .capture import FrameBatch
 from .tick import TICK_DTYPE
 
-__all__ = ["DecodeConfig", "DecodeResult", "Decoder", "decode_batch", "decode_file", "NpyTickWriter"]
+__all__ = ["DecodeConfig", "DecodeResult", "Decoder", "decode_batch", "decode_file", "max_ticks", "NpyTickWriter"]
 
 
 @dataclass(frozen=True)
@@ -66,29 +66,28 @@ class DecodeResult:
 def _tables() -> tuple[np.ndarray, ...]:
     msg_len = np.zeros(256, np.int64)
     type_counter = np.full(256, -1, np.int64)
-    start = np.zeros(257, np.int64)
-    src, size, dst, be = [], [], [], []
+    # perm[t, k]: which message byte lands in tick byte k for type t (-1: zero).  One
+    # gather per tick byte is what the TICK_MAP copies amount to, with no branches.
+    perm = np.full((256, F.TICK_SIZE), -1, np.int64)
     sat = np.full(256, -1, np.int64)
     printable = np.full(256, -1, np.int64)
     for t in range(256):
-        start[t] = len(src)
         code = chr(t)
         if code not in F.MESSAGE_BY_CODE:
             continue
         msg_len[t] = F.MESSAGE_BY_CODE[code].length
         type_counter[t] = F.COUNTER_INDEX[f"msg_{code}"]
         for c in F.TICK_MAP[code]:
-            src.append(c.src), size.append(c.size), dst.append(c.dst), be.append(c.kind == "be")
-    start[256] = len(src)
+            for k in range(c.size):
+                perm[t, c.dst + (c.size - 1 - k if c.kind == "be" else k)] = c.src + k
     for code, off in F.SATURATE_RULES:
         sat[ord(code)] = off
     for code, off in F.PRINTABLE_RULES:
         printable[ord(code)] = off
-    copies = np.array([src, size, dst, be], dtype=np.int64)
-    return msg_len, type_counter, start, copies, sat, printable
+    return msg_len, type_counter, perm, sat, printable
 
 
-_MSG_LEN, _TYPE_COUNTER, _COPY_START, _COPIES, _SAT, _PRINTABLE = _tables()
+_MSG_LEN, _TYPE_COUNTER, _PERM, _SAT, _PRINTABLE = _tables()
 
 # Counter indices and tick offsets as module constants: numba freezes them at compile time.
 _C = F.COUNTER_INDEX
@@ -142,17 +141,15 @@ def _emit_event(out, n, st, ts, flags, feed_seq, order_ref, ref2):
 
 
 @numba.njit(cache=True)
-def _emit_message(out, n, st, ts, feed_seq, b, p, typ, copy_start, copies, sat, printable):
+def _emit_message(out, n, st, ts, feed_seq, b, p, typ, perm, sat, printable):
     t = out[n]
-    t[:] = 0
+    for k in range(64):
+        src = perm[typ, k]
+        t[k] = b[p + src] if src >= 0 else 0
     _put(t, T_SEQ, st[S_NEXT_SEQ], 8)
     st[S_NEXT_SEQ] += np.uint64(1)
     _put(t, T_TS_RX, ts, 8)
     _put(t, T_FEED_SEQ, feed_seq, 8)
-    for c in range(copy_start[typ], copy_start[typ + 1]):
-        src, size, dst, be = copies[0, c], copies[1, c], copies[2, c], copies[3, c]
-        for k in range(size):
-            t[dst + (size - 1 - k if be else k)] = b[p + src + k]
     flags = 0
     if sat[typ] >= 0:
         q = _be(b, p + sat[typ], 8)
@@ -166,7 +163,7 @@ def _emit_message(out, n, st, ts, feed_seq, b, p, typ, copy_start, copies, sat, 
 
 
 @numba.njit(cache=True)
-def _frame(b, o, flen, ts, cfg, st, sess, out, n, cnt, msg_len, type_counter, copy_start, copies, sat, printable):
+def _frame(b, o, flen, ts, cfg, st, sess, out, n, cnt, msg_len, type_counter, perm, sat, printable):
     """Process one frame; return the new tick count.  Checks follow byte order."""
     end = o + flen
     if flen < 14:
@@ -299,7 +296,7 @@ def _frame(b, o, flen, ts, cfg, st, sess, out, n, cnt, msg_len, type_counter, co
                 continue
             st[S_EXPECTED] = num + np.uint64(1)
         if ml != 0:
-            _emit_message(out, n, st, ts, num, b, q + 2, typ, copy_start, copies, sat, printable)
+            _emit_message(out, n, st, ts, num, b, q + 2, typ, perm, sat, printable)
             n += 1
             cnt[C_MESSAGES] += 1
             cnt[type_counter[typ]] += 1
@@ -309,7 +306,7 @@ def _frame(b, o, flen, ts, cfg, st, sess, out, n, cnt, msg_len, type_counter, co
 
 @numba.njit(cache=True)
 def _decode(b, off, length, ts, bad, start, cfg, st, sess, out, cnt,
-            msg_len, type_counter, copy_start, copies, sat, printable):
+            msg_len, type_counter, perm, sat, printable):
     """Decode frames from ``start`` until done or ``out`` might overflow.
 
     Returns (next frame index, ticks written).
@@ -326,7 +323,7 @@ def _decode(b, off, length, ts, bad, start, cfg, st, sess, out, cnt,
         saved_sess[:] = sess
         first = n
         n = _frame(b, off[i], flen, ts[i], cfg, st, sess, out, n, cnt,
-                   msg_len, type_counter, copy_start, copies, sat, printable)
+                   msg_len, type_counter, perm, sat, printable)
         if bad[i]:
             cnt[C_BAD_FCS] += 1
             if n > first:
@@ -371,9 +368,24 @@ class Decoder:
             out = np.empty((cap, F.TICK_SIZE), np.uint8)
             i, n = _decode(batch.buf, batch.offset, batch.length, batch.ts_ns, batch.bad, i,
                            self._cfg, self._state, self._session, out, self._counters,
-                           _MSG_LEN, _TYPE_COUNTER, _COPY_START, _COPIES, _SAT, _PRINTABLE)
+                           _MSG_LEN, _TYPE_COUNTER, _PERM, _SAT, _PRINTABLE)
             if n:
                 yield out[:n].view(TICK_DTYPE).reshape(n)
+
+    def decode_into(self, batch: FrameBatch, out: np.ndarray) -> int:
+        """Decode a whole batch into ``out`` (rows of 64 bytes); return the ticks written.
+
+        ``out`` must have at least :func:`max_ticks` ``(batch)`` rows; rows not
+        written are left untouched, so a large ``np.empty`` costs no memory
+        beyond what is written.
+        """
+        need = max_ticks(batch)
+        if out.ndim != 2 or out.shape[1] != F.TICK_SIZE or out.shape[0] < need:
+            raise ValueError(f"decode_into needs a ({need}, {F.TICK_SIZE}) uint8 buffer, got {out.shape}")
+        _, n = _decode(batch.buf, batch.offset, batch.length, batch.ts_ns, batch.bad, 0,
+                       self._cfg, self._state, self._session, out, self._counters,
+                       _MSG_LEN, _TYPE_COUNTER, _PERM, _SAT, _PRINTABLE)
+        return n
 
     def decode(self, batch: FrameBatch) -> np.ndarray:
         """Decode one batch into a single tick array."""
@@ -381,6 +393,11 @@ class Decoder:
         if len(parts) == 1:
             return parts[0]
         return np.concatenate(parts) if parts else np.zeros(0, TICK_DTYPE)
+
+
+def max_ticks(batch: FrameBatch) -> int:
+    """An upper bound on the ticks a batch can produce (messages, a gap and an abort per frame)."""
+    return int((batch.length // MIN_MESSAGE_BLOCK + 2).sum())
 
 
 def decode_batch(batch: FrameBatch, config: DecodeConfig | None = None) -> DecodeResult:
@@ -448,15 +465,22 @@ def decode_file(path: str | os.PathLike, out: str | os.PathLike | None = None,
     from .capture import open_capture
 
     dec = Decoder(config)
-    parts: list[np.ndarray] = []
     with open_capture(path, batch_frames=batch_frames) as cap:
         if out is None:
+            # One buffer for the whole capture, sized by a bound from the file size
+            # (every frame costs >= 16 file bytes, every message >= MIN_MESSAGE_BLOCK):
+            # pages never written are never touched, and no chunk is copied twice.
+            size = os.path.getsize(path)
+            buf = np.empty((size // MIN_MESSAGE_BLOCK + 2 * (size // 16) + 2, F.TICK_SIZE), np.uint8)
+            n = 0
             for batch in cap:
-                parts.extend(dec.feed(batch))
-        else:
-            with NpyTickWriter(out) as w:
-                for batch in cap:
-                    for t in dec.feed(batch):
-                        w.write(t)
-    ticks = np.concatenate(parts) if len(parts) > 1 else (parts[0] if parts else np.zeros(0, TICK_DTYPE))
-    return DecodeResult(ticks, dec.counters)
+                n += dec.decode_into(batch, buf[n:])
+            return DecodeResult(buf[:n].view(TICK_DTYPE).reshape(n), dec.counters)
+        scratch = np.empty((0, F.TICK_SIZE), np.uint8)
+        with NpyTickWriter(out) as w:
+            for batch in cap:
+                if scratch.shape[0] < max_ticks(batch):
+                    scratch = np.empty((max_ticks(batch), F.TICK_SIZE), np.uint8)
+                k = dec.decode_into(batch, scratch)
+                w.write(scratch[:k].view(TICK_DTYPE).reshape(k))
+    return DecodeResult(np.zeros(0, TICK_DTYPE), dec.counters)
