@@ -24,6 +24,11 @@ __all__ = ["Verdict", "HeaderParser", "frame_beat_layout", "HEADER_COUNTERS"]
 
 _MOLD = {f.name: f for f in MOLD_FIELDS}
 
+# Header layouts below MoldUDP64 (shared/docs/itch50.md): byte offsets within each header.
+_ETH_TYPE, _ETH_HEADER, _VLAN_TAG = 12, 14, 4
+_IPV4_VIHL, _IPV4_TOTAL, _IPV4_FRAG, _IPV4_PROTO, _IPV4_DST, _IPV4_MIN = 0, 2, 6, 9, 16, 20
+_UDP_DPORT, _UDP_LEN, _UDP_HEADER = 2, 4, 8
+
 
 class Verdict(enum.IntEnum):
     """Outcome of the header checks of one frame (drop reasons name their counter)."""
@@ -175,7 +180,7 @@ class HeaderParser(wiring.Component):
         # Ethernet and VLAN tags.
         def is_vlan(v):
             return Cat(*[v == t for t in ETHERTYPE_VLAN]).any()
-        ets = [be(view[12 + 4 * t:14 + 4 * t]) for t in range(MAX_VLAN_TAGS + 1)]
+        ets = [be(view[_ETH_TYPE + _VLAN_TAG * t:_ETH_TYPE + 2 + _VLAN_TAG * t]) for t in range(MAX_VLAN_TAGS + 1)]
         vlan = [is_vlan(et) for et in ets]
         assert MAX_VLAN_TAGS == 2
         tags = Signal(range(MAX_VLAN_TAGS + 1))
@@ -183,26 +188,26 @@ class HeaderParser(wiring.Component):
         ethertype = Mux(vlan[0], Mux(vlan[1], ets[2], ets[1]), ets[0])
 
         # IPv4 at I = 14 + 4*tags.
-        ip_bases = [14 + 4 * t for t in range(MAX_VLAN_TAGS + 1)]
+        ip_bases = [_ETH_HEADER + _VLAN_TAG * t for t in range(MAX_VLAN_TAGS + 1)]
         vihl = Signal(8)
-        m.d.comb += vihl.eq(field(ip_bases, tags, 0, 1))
+        m.d.comb += vihl.eq(field(ip_bases, tags, _IPV4_VIHL, 1))
         ihl = vihl[0:4]
         version = vihl[4:8]
-        total_len = field(ip_bases, tags, 2, 2)
-        frag = field(ip_bases, tags, 6, 2)
-        proto = field(ip_bases, tags, 9, 1)
-        dst = field(ip_bases, tags, 16, 4)
-        ip_start = 14 + 4 * tags
+        total_len = field(ip_bases, tags, _IPV4_TOTAL, 2)
+        frag = field(ip_bases, tags, _IPV4_FRAG, 2)
+        proto = field(ip_bases, tags, _IPV4_PROTO, 1)
+        dst = field(ip_bases, tags, _IPV4_DST, 4)
+        ip_start = _ETH_HEADER + _VLAN_TAG * tags
         hl = ihl * 4
 
         # UDP at U = I + 4*IHL (IHL 5..15), MoldUDP64 at U + 8.
-        udp_bases = [ip_bases[0] + 20 + 4 * k for k in range(MAX_VLAN_TAGS + 11)]
+        udp_bases = [ip_bases[0] + _IPV4_MIN + 4 * k for k in range(MAX_VLAN_TAGS + 11)]
         usel = Signal(range(len(udp_bases)))
         m.d.comb += usel.eq(tags + ihl - 5)
         udp_start = ip_start + hl
-        dport = field(udp_bases, usel, 2, 2)
-        ulen = field(udp_bases, usel, 4, 2)
-        mold_bases = [b + 8 for b in udp_bases]
+        dport = field(udp_bases, usel, _UDP_DPORT, 2)
+        ulen = field(udp_bases, usel, _UDP_LEN, 2)
+        mold_bases = [b + _UDP_HEADER for b in udp_bases]
         session = pick([Cat(*view[b:b + _MOLD["session"].size]) for b in mold_bases], usel)
         seqno = field(mold_bases, usel, _MOLD["sequence"].offset, _MOLD["sequence"].size)
         count = field(mold_bases, usel, _MOLD["count"].offset, _MOLD["count"].size)
@@ -222,14 +227,14 @@ class HeaderParser(wiring.Component):
         # The checks, in the order of docs/reference-model.md.
         verdict = Signal(Verdict)
         short = Mux(beat.last, Verdict.drop_truncated, Verdict.PENDING)   # the bytes are not there yet
-        mold_end = udp_start + 8 + MOLD_HEADER_SIZE
+        mold_end = udp_start + _UDP_HEADER + MOLD_HEADER_SIZE
         with m.If(~undecided):
             pass
-        with m.Elif(avail < 14):
+        with m.Elif(avail < _ETH_HEADER):
             m.d.comb += verdict.eq(short)
-        with m.Elif(vlan[0] & (avail < 18)):
+        with m.Elif(vlan[0] & (avail < _ETH_HEADER + _VLAN_TAG)):
             m.d.comb += verdict.eq(short)
-        with m.Elif(vlan[0] & vlan[1] & (avail < 22)):
+        with m.Elif(vlan[0] & vlan[1] & (avail < _ETH_HEADER + 2 * _VLAN_TAG)):
             m.d.comb += verdict.eq(short)
         with m.Elif(vlan[0] & vlan[1] & vlan[2]):
             m.d.comb += verdict.eq(Verdict.drop_not_ipv4)
@@ -249,13 +254,13 @@ class HeaderParser(wiring.Component):
             m.d.comb += verdict.eq(Verdict.drop_not_udp)
         with m.Elif((self.ip_dst != 0) & (dst != self.ip_dst)):
             m.d.comb += verdict.eq(Verdict.drop_ip_dst)
-        with m.Elif(avail < udp_start + 8):
+        with m.Elif(avail < udp_start + _UDP_HEADER):
             m.d.comb += verdict.eq(short)
-        with m.Elif((total_len < hl + 8) | (ulen < 8) | (ulen + hl > total_len)):
+        with m.Elif((total_len < hl + _UDP_HEADER) | (ulen < _UDP_HEADER) | (ulen + hl > total_len)):
             m.d.comb += verdict.eq(Verdict.drop_udp_length)
         with m.Elif((self.port != 0) & (dport != self.port)):
             m.d.comb += verdict.eq(Verdict.drop_port)
-        with m.Elif(ulen < 8 + MOLD_HEADER_SIZE):
+        with m.Elif(ulen < _UDP_HEADER + MOLD_HEADER_SIZE):
             m.d.comb += verdict.eq(Verdict.drop_mold_short)
         with m.Elif(avail < mold_end):
             m.d.comb += verdict.eq(short)
