@@ -92,10 +92,16 @@ def _bench_parser(messages: int, log: TextIO | None = None) -> dict[str, float]:
     return bench_parser()
 
 
+def _bench_host(messages: int, log: TextIO | None = None) -> dict[str, float]:
+    from .bench_host import bench_host
+    return bench_host(messages, log=log)
+
+
 #: Every suite by name: ``wiretick bench NAME``.
 SUITES: dict[str, Callable[..., dict[str, float]]] = {
     "decode": bench_decode,
     "parser": _bench_parser,
+    "host": _bench_host,
 }
 
 

@@ -2,9 +2,11 @@
 
 - ``host.ticks_per_s.zero_copy``: the VWAP strategy (:class:`~.strategy.Vwap`)
   consuming ring batches in place while a writer fills the ring, as a reader
-  following a live ring does (each batch is read soon after it was written,
-  so it comes from cache, as DMA with DDIO would leave it).  Only the reader's
-  time is counted: ``poll`` plus the strategy.
+  following a live ring does: the writer publishes bursts of 32768 ticks and
+  the reader takes each as one batch soon after it was written, so it comes
+  from cache, as DMA with DDIO would leave it.  Only the reader's time is
+  counted: ``poll`` plus the strategy.  ``..._no_book``: the same without the
+  order book that prices ``E`` executions.
 - ``host.ticks_per_s.copy``: the same strategy fed ticks copied out one by one
   (64 bytes, then ``struct.unpack``), on a prefix of the same ticks.
 - ``host.mem_read_gbps``: plain numpy read bandwidth (summing a 256 MiB array).
@@ -197,8 +199,13 @@ def latency_ns(samples: int = 20_000, gap_ns: int = 20_000, *, realtime: bool = 
 
 # ------------------------------------------------------------------ the suite
 
-def bench_host(messages: int, log: TextIO | None = None) -> dict[str, float]:
-    """Measure the host figures on a generated feed of ``messages`` ITCH messages (see the module doc)."""
+def bench_host(messages: int, log: TextIO | None = None, *, latency_samples: int = 20_000,
+               realtime: bool = True, mem_bytes: int = 256 << 20) -> dict[str, float]:
+    """Measure the host figures on a generated feed of ``messages`` ITCH messages (see the module doc).
+
+    ``latency_samples``, ``realtime`` (pin and SCHED_FIFO the latency pair when
+    permitted) and ``mem_bytes`` (the bandwidth array) exist for quick smoke runs.
+    """
     from .decode import decode_file
     from .gen import GenConfig, generate_to_file
 
@@ -208,7 +215,7 @@ def bench_host(messages: int, log: TextIO | None = None) -> dict[str, float]:
         ticks = decode_file(cap).ticks
     _say(log, f"host: {len(ticks)} ticks from {messages} generated messages")
 
-    gbps = mem_read_gbps()
+    gbps = mem_read_gbps(mem_bytes)
     _say(log, f"host: numpy read bandwidth {gbps:.1f} GB/s")
 
     nslots = 1 << 20
@@ -223,18 +230,20 @@ def bench_host(messages: int, log: TextIO | None = None) -> dict[str, float]:
         Path("/dev/shm", wname).unlink(missing_ok=True)
     _say(log, f"host: ring writer {write_rate / 1e6:.1f} M ticks/s")
 
+    # The writer publishes bursts of 32768 ticks (2 MiB) and the reader takes each as one
+    # batch: big enough to amortize numpy's per-call cost, small enough to stay in cache.
     strat = Vwap()
-    zero = _follow(ticks, step=65536, batch=16384, nslots=nslots, consume=strat.update, repeats=3)
+    zero = _follow(ticks, step=32768, batch=32768, nslots=nslots, consume=strat.update, repeats=5)
     _say(log, f"host: VWAP on ring batches in place {zero / 1e6:.1f} M ticks/s")
     lean = Vwap(track_orders=False)
-    zero_lean = _follow(ticks, step=65536, batch=16384, nslots=nslots, consume=lean.update, repeats=3)
+    zero_lean = _follow(ticks, step=32768, batch=32768, nslots=nslots, consume=lean.update, repeats=5)
     _say(log, f"host: VWAP without the order book {zero_lean / 1e6:.1f} M ticks/s")
 
     sub = ticks[:min(len(ticks), 200_000)]
     copy = _copy_rate(sub, nslots=1 << 16, repeats=3)
     _say(log, f"host: VWAP on ticks copied one by one {copy / 1e6:.2f} M ticks/s")
 
-    lat, rt = latency_ns()
+    lat, rt = latency_ns(latency_samples, realtime=realtime)
     p50, p99 = (float(np.percentile(lat, q)) for q in (50, 99))
     _say(log, f"host: latency p50 {p50:.0f} ns, p99 {p99:.0f} ns, max {lat.max()} ns ({len(lat)} ticks, "
               f"{'pinned, SCHED_FIFO' if rt else 'normal priority'})")

@@ -1,18 +1,20 @@
 """The control plane: one :class:`Device` API over interchangeable backends.
 
-A backend is a register file (32-bit reads and writes at byte offsets of
-BAR0, :data:`REGISTERS`) plus DMA memory (buffers the device writes ticks
-into).  :class:`Device` programs either through the same register map:
+A backend is a register file (32-bit reads and writes at byte offsets, the
+map of :mod:`wiretick.hdl.regs`) plus DMA memory (buffers the device writes
+ticks into).  :class:`Device` programs every backend through that one map:
 
 - :class:`wiretick.host.replay.ReplayBackend`: the software reference feed
   handler replays a capture into the ring (no hardware needed);
-- a simulator backend (another issue) plugs in by subclassing :class:`Backend`;
+- a simulator backend (another issue) plugs in by subclassing :class:`Backend`
+  (``read32``/``write32`` onto the simulated AXI4-Lite bus, ``alloc_dma`` from
+  the simulated host memory);
 - :class:`PcieBackend`: real hardware, BAR0 as an :class:`MmioRegion` and DMA
-  buffers from a :class:`DmaAllocator` (VFIO design in docs/host-driver.md).
+  buffers from a :class:`DmaAllocator` (the VFIO design is in docs/host-driver.md).
 
-The register map is data (:data:`REGISTERS`, :data:`COUNTER_BASE`) so that
-the gateware, the simulator and this driver can all be generated from, or
-checked against, one description.
+Run semantics are the DMA engine's (:mod:`wiretick.hdl.dma`): ``ENABLE``
+rising samples the ring configuration and starts a run whose ``seq`` restarts
+at 1 and whose counters restart at 0; ``ENABLE`` falling drains and stops.
 """
 
 from __future__ import annotations
@@ -23,107 +25,28 @@ import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
-import numpy as np
+from wiretick.hdl.regs import COUNTER_BASE, MAP_SIZE, REG_BY_NAME, REG_ID, REG_VERSION, REGISTERS, RegisterClient
 
 from .decode import DecodeConfig
 from .formats import COUNTERS
 from .ring import (
-    DATA_OFFSET, OFF_DROPPED, OFF_HEAD, OFF_STATE, STATE_RUNNING, STATE_STOPPED, Ring, _check_nslots,
-    _writer_knobs, init_ring, ring_bytes,
+    DATA_OFFSET, OFF_DROPPED, OFF_HEAD, OFF_STATE, STATE_NEW, STATE_RUNNING, STATE_STOPPED, Ring, _check_nslots,
+    init_ring, ring_bytes,
 )
 
 __all__ = [
-    "Register", "REGISTERS", "REG", "COUNTER_BASE", "COUNTER_STRIDE", "BAR_SIZE", "DEVICE_ID", "DEVICE_VERSION",
-    "CTRL_ENABLE", "CTRL_CLEAR_COUNTERS", "STATUS_RUNNING", "STATUS_DONE", "STATUS_ERROR",
-    "PARSER_CHECK_IP_CHECKSUM", "PARSER_SEQUENCE_CHECK", "ERROR_TEXT", "ERROR_TEXT_SIZE",
+    "DEVICE_ID", "DMA_OFF", "DMA_RUNNING", "DMA_DRAINING", "DMA_REFUSED", "DMA_STATE_NAMES",
     "DeviceError", "MmioRegion", "DmaBuffer", "Backend", "DmaAllocator", "FileDma", "PcieBackend",
-    "DeviceInfo", "RingSetup", "Device", "register_table_markdown",
+    "DeviceInfo", "RingSetup", "Device",
 ]
 
-# ---------------------------------------------------------------- the register map
+#: The ``ID`` every wiretick design answers ("WTK1"), from the one register map.
+DEVICE_ID = REG_ID
 
-Access = Literal["ro", "rw", "wo"]
-
-
-@dataclass(frozen=True)
-class Register:
-    """One register of BAR0: ``width`` bits at byte ``offset``.
-
-    64-bit registers are two 32-bit words, low word first; reading the low word
-    latches the high word, so ``lo`` then ``hi`` is one consistent value.
-    """
-
-    name: str
-    offset: int
-    width: Literal[32, 64]
-    access: Access
-    doc: str
-    reset: int = 0
-
-
-DEVICE_ID = 0x5754_4B31          #: "WTK1"
-DEVICE_VERSION = 0x0001_0000     #: major 1, minor 0: this driver accepts major 1
-
-CTRL_ENABLE = 1 << 0             #: CONTROL: parse and write ticks while set
-CTRL_CLEAR_COUNTERS = 1 << 1     #: CONTROL: write 1 to zero every counter (self-clearing)
-STATUS_RUNNING = 1 << 0          #: STATUS: the tick writer is active
-STATUS_DONE = 1 << 1             #: STATUS: the input ended (replay: end of capture)
-STATUS_ERROR = 1 << 2            #: STATUS: stopped on an error (text at ERROR_TEXT)
-PARSER_CHECK_IP_CHECKSUM = 1 << 0
-PARSER_SEQUENCE_CHECK = 1 << 1
-
-REGISTERS: tuple[Register, ...] = (
-    Register("ID", 0x000, 32, "ro", "device identifier, 0x57544B31 ('WTK1')", DEVICE_ID),
-    Register("VERSION", 0x004, 32, "ro", "register map version: major << 16 | minor", DEVICE_VERSION),
-    Register("CONTROL", 0x008, 32, "rw", "bit 0 ENABLE; bit 1 CLEAR_COUNTERS (self-clearing)"),
-    Register("STATUS", 0x00C, 32, "ro", "bit 0 RUNNING; bit 1 DONE (input ended); bit 2 ERROR"),
-    Register("RING_BASE", 0x010, 64, "rw", "bus address of slot 0 (64-byte aligned)"),
-    Register("RING_SLOTS", 0x018, 32, "rw", "number of slots: a power of two >= 64"),
-    Register("SHADOW_INTERVAL", 0x01C, 32, "rw", "write the shadow head at least every N ticks (and when idle)"),
-    Register("SHADOW_ADDR", 0x020, 64, "rw", "bus address of the shadow head word (control page + 64)"),
-    Register("IP_DST", 0x028, 32, "rw", "accept only this IPv4 destination (0 = any)"),
-    Register("UDP_PORT", 0x02C, 32, "rw", "accept only this UDP destination port, bits 0..15 (0 = any)"),
-    Register("PARSER", 0x030, 32, "rw", "bit 0 CHECK_IP_CHECKSUM; bit 1 SEQUENCE_CHECK", 0b11),
-    Register("SNAPSHOT", 0x034, 32, "wo", "write 1: latch every counter into the counter bank at once"),
-    Register("CLOCK_NS", 0x038, 64, "ro", "free-running clock, ns (the ts_rx time base)"),
-    Register("WRITE_SEQ", 0x040, 64, "ro", "seq of the last tick written to the ring"),
-    Register("DROPPED", 0x048, 64, "ro", "ticks dropped because the DMA FIFO overflowed"),
-    Register("SNAPSHOT_NS", 0x050, 64, "ro", "CLOCK_NS when the counter bank was latched"),
-)
-REG: dict[str, Register] = {r.name: r for r in REGISTERS}
-COUNTER_BASE = 0x100             #: counter i (formats.COUNTERS order) at COUNTER_BASE + 8*i, 64-bit, latched
-COUNTER_STRIDE = 8
-ERROR_TEXT = 0xC00               #: UTF-8 text of the last error, NUL-padded
-ERROR_TEXT_SIZE = 0x400
-BAR_SIZE = 0x1000
-
-
-def _check_map() -> None:
-    end = COUNTER_BASE + COUNTER_STRIDE * len(COUNTERS)
-    spans = sorted((r.offset, r.offset + r.width // 8, r.name) for r in REGISTERS)
-    for (a0, a1, n0), (b0, _, n1) in zip(spans, spans[1:]):
-        if a1 > b0:
-            raise AssertionError(f"registers {n0} and {n1} overlap")
-    if spans[-1][1] > COUNTER_BASE or end > ERROR_TEXT or ERROR_TEXT + ERROR_TEXT_SIZE > BAR_SIZE:
-        raise AssertionError("register map does not fit BAR0")
-    for r in REGISTERS:
-        if r.offset % (r.width // 8):
-            raise AssertionError(f"register {r.name} is not naturally aligned")
-
-
-_check_map()
-
-
-def register_table_markdown() -> str:
-    """The register map as a Markdown table (for docs/host-driver.md)."""
-    rows = ["| offset | register | bits | access | meaning |", "|---:|---|---:|---|---|"]
-    rows += [f"| 0x{r.offset:03X} | `{r.name}` | {r.width} | {r.access} | {r.doc} |" for r in REGISTERS]
-    rows.append(f"| 0x{COUNTER_BASE:03X} + 8*i | counter *i* | 64 | ro | `formats.COUNTERS[i]` as latched "
-                f"by SNAPSHOT ({len(COUNTERS)} counters) |")
-    rows.append(f"| 0x{ERROR_TEXT:03X} | error text | {8 * ERROR_TEXT_SIZE} | ro | UTF-8, why STATUS.ERROR is set |")
-    return "\n".join(rows) + "\n"
+DMA_OFF, DMA_RUNNING, DMA_DRAINING, DMA_REFUSED = 0, 1, 2, 3
+DMA_STATE_NAMES = {DMA_OFF: "off", DMA_RUNNING: "running", DMA_DRAINING: "draining",
+                   DMA_REFUSED: "configuration refused"}
 
 
 class DeviceError(RuntimeError):
@@ -135,9 +58,10 @@ class DeviceError(RuntimeError):
 class MmioRegion:
     """32-bit register access to a memory-mapped region: a PCIe BAR or any mmap-able file or buffer.
 
-    For hardware the source is ``/sys/bus/pci/devices/<bdf>/resource0`` or a
-    VFIO device fd at its region offset; in tests it is a plain file.  Every
-    access is one aligned 32-bit load or store (devices reject other widths).
+    For hardware the source is ``/sys/bus/pci/devices/<bdf>/resource0``, or a
+    VFIO device fd with the BAR's region offset; in tests it is a plain file.
+    Every access is one aligned 32-bit load or store (devices reject other
+    widths; CPython's memoryview of format ``I`` copies exactly 4 aligned bytes).
 
     Parameters
     ----------
@@ -185,10 +109,6 @@ class MmioRegion:
             raise DeviceError(f"0x{value:X} does not fit a 32-bit register")
         self._u32[self._index(offset)] = value
 
-    def read_bytes(self, offset: int, n: int) -> bytes:
-        """``n`` bytes as 32-bit reads (text registers)."""
-        return b"".join(self.read32(offset + i).to_bytes(4, "little") for i in range(0, n, 4))[:n]
-
     def close(self) -> None:
         self._u32.release()
         if self._map is not None:
@@ -203,10 +123,10 @@ class DmaBuffer:
 
     Parameters
     ----------
-    bus_address : the address the device uses (IOVA under VFIO).
+    bus_address : the address the device uses (the IOVA under VFIO).
     size : bytes.
-    path : a file that maps it (hugepage or /dev/shm file), so any process can
-        follow the ring; None when only ``buffer`` exists.
+    path : a file that maps it (hugepage or /dev/shm file), so that any process
+        can follow the ring; None when only ``buffer`` exists.
     buffer : the memory itself, when it is not a file.
     """
 
@@ -221,22 +141,22 @@ class DmaBuffer:
 
 
 class Backend(ABC):
-    """What a device looks like to :class:`Device`: BAR0 registers plus DMA memory.
+    """What a device looks like to :class:`Device`: the register map plus DMA memory.
 
-    Subclasses implement register reads and writes (with whatever side
-    effects the device has: a write to CONTROL starts it, a read of CLOCK_NS
-    returns the time) and DMA allocation.
+    Subclasses implement register reads and writes with the device's side
+    effects (a write to ``ENABLE`` starts a run, a write to ``SNAPSHOT``
+    latches the ``snap`` registers) and DMA allocation.
     """
 
     name: str = "backend"
 
     @abstractmethod
     def read32(self, offset: int) -> int:
-        """Read the 32-bit register at byte ``offset`` of BAR0."""
+        """Read the 32-bit word at byte ``offset`` of the register map."""
 
     @abstractmethod
     def write32(self, offset: int, value: int) -> None:
-        """Write the 32-bit register at byte ``offset`` of BAR0."""
+        """Write the 32-bit word at byte ``offset`` of the register map."""
 
     @abstractmethod
     def alloc_dma(self, size: int, *, name: str | None = None) -> DmaBuffer:
@@ -245,11 +165,16 @@ class Backend(ABC):
     def free_dma(self, buf: DmaBuffer) -> None:
         """Release a buffer from :meth:`alloc_dma` (the device must be stopped)."""
 
+    def input_ended(self) -> bool:
+        """Whether the input has run out (a replay's capture has); a live feed never does."""
+        return False
+
+    def error(self) -> str | None:
+        """A backend-specific failure (a replay worker's exception), or None."""
+        return None
+
     def close(self) -> None:
         """Release everything (the device must be stopped)."""
-
-    def read_bytes(self, offset: int, n: int) -> bytes:
-        return b"".join(self.read32(offset + i).to_bytes(4, "little") for i in range(0, n, 4))[:n]
 
 
 class DmaAllocator(ABC):
@@ -266,10 +191,11 @@ class DmaAllocator(ABC):
 class FileDma(DmaAllocator):
     """DMA buffers as files in a directory (``/dev/hugepages`` for huge pages, ``/dev/shm``), with IOVAs.
 
-    Bus addresses come from a simple bump allocator starting at ``iova_base``;
-    under VFIO the container maps each buffer at that IOVA (``map_dma``, the
+    Bus addresses come from a bump allocator starting at ``iova_base``; under
+    VFIO the container maps each buffer at that IOVA (``map_dma``: the
     VFIO_IOMMU_MAP_DMA step of docs/host-driver.md).  Without an IOMMU mapping
-    the addresses are only labels: that is how the tests use it.
+    the addresses are only labels, which is how the tests and the replay
+    backend use them.
     """
 
     def __init__(self, directory: str | os.PathLike = "/dev/shm", *, iova_base: int = 1 << 32,
@@ -297,10 +223,10 @@ class FileDma(DmaAllocator):
             os.ftruncate(fd, size)
             os.posix_fallocate(fd, 0, size)
         except OSError:
-            os.close(fd)
             path.unlink(missing_ok=True)
             raise
-        os.close(fd)
+        finally:
+            os.close(fd)
         iova = self._next
         self._next += -(-size // self._align) * self._align
         buf = DmaBuffer(iova, size, path)
@@ -314,19 +240,19 @@ class FileDma(DmaAllocator):
 
 
 class PcieBackend(Backend):
-    """Real hardware: BAR0 through an :class:`MmioRegion`, DMA memory from a :class:`DmaAllocator`.
+    """Real hardware: the register map through an :class:`MmioRegion` (BAR0), DMA memory from a :class:`DmaAllocator`.
 
-    Nothing here is simulated: register writes go to the BAR, and ticks
-    appear only if a device is behind it.  Opening the BAR and the IOMMU
-    (VFIO) is described in docs/host-driver.md; tests run this class against
-    a plain file standing in for BAR0.
+    Nothing is simulated: register writes go to the BAR, and ticks appear only
+    if a device is behind it.  Opening the BAR and setting up the IOMMU (VFIO)
+    are described in docs/host-driver.md; tests run this class against a plain
+    file standing in for BAR0.
     """
 
     name = "pcie"
 
     def __init__(self, bar: MmioRegion, dma: DmaAllocator):
-        if bar.size < BAR_SIZE:
-            raise DeviceError(f"BAR0 is {bar.size} bytes; the wiretick register map needs {BAR_SIZE}")
+        if bar.size < MAP_SIZE:
+            raise DeviceError(f"BAR0 is {bar.size} bytes; the wiretick register map needs {MAP_SIZE}")
         self.bar = bar
         self.dma = dma
 
@@ -350,9 +276,14 @@ class PcieBackend(Backend):
 
 @dataclass(frozen=True)
 class DeviceInfo:
+    """What the ``const`` registers say about the design."""
+
     id: int
     version: int
     backend: str
+    max_log2_slots: int
+    clock_period_fs: int
+    dma_fifo_depth: int
 
     @property
     def version_text(self) -> str:
@@ -385,75 +316,77 @@ class Device:
     >>> dev = Device(ReplayBackend("feed.pcap"))            # doctest: +SKIP
     >>> dev.configure(DecodeConfig(port=26477))              # doctest: +SKIP
     >>> dev.setup_ring(1 << 20, name="feed")                 # doctest: +SKIP
-    >>> dev.start(); ring = dev.open_ring()                  # doctest: +SKIP
+    >>> ring = dev.open_ring(); dev.start()                  # doctest: +SKIP
     """
 
     def __init__(self, backend: Backend):
         self.backend = backend
-        dev_id = backend.read32(REG["ID"].offset)
-        if dev_id != DEVICE_ID:
+        self.regs = RegisterClient(backend.read32, backend.write32)
+        dev_id = self.regs.read("ID")
+        if dev_id != REG_ID:
             raise DeviceError(f"no wiretick device behind {backend.name}: ID register reads 0x{dev_id:08X}, "
-                              f"expected 0x{DEVICE_ID:08X}")
-        version = backend.read32(REG["VERSION"].offset)
-        if version >> 16 != DEVICE_VERSION >> 16:
+                              f"expected 0x{REG_ID:08X}")
+        version = self.regs.read("VERSION")
+        if version >> 16 != REG_VERSION >> 16:
             raise DeviceError(f"register map version {version >> 16}.{version & 0xFFFF} is not supported "
-                              f"(this driver speaks {DEVICE_VERSION >> 16}.x)")
-        self.info = DeviceInfo(dev_id, version, backend.name)
+                              f"(this driver speaks {REG_VERSION >> 16}.x)")
+        self.info = DeviceInfo(dev_id, version, backend.name, self.regs.read("DMA_MAX_LOG2"),
+                               self.regs.read("CLOCK_PERIOD_FS"), self.regs.read("DMA_FIFO_DEPTH"))
         self.ring: RingSetup | None = None
 
     # -------------------------------------------------------------- registers
 
     def read(self, name: str) -> int:
-        """Read a register by name (64-bit ones: low word, which latches the high word, then high)."""
-        r = self._reg(name)
-        if r.access == "wo":
+        """Read a register by name (``snap`` registers hold their value at the last :meth:`snapshot`)."""
+        reg = self._reg(name)
+        if reg.access == "wo":
             raise DeviceError(f"register {name} is write-only")
-        lo = self.backend.read32(r.offset)
-        if r.width == 32:
-            return lo
-        return lo | (self.backend.read32(r.offset + 4) << 32)
+        return self.regs.read(name)
 
     def write(self, name: str, value: int) -> None:
-        """Write a register by name (64-bit ones: low word, then high word)."""
-        r = self._reg(name)
-        if r.access == "ro":
-            raise DeviceError(f"register {name} is read-only")
-        if not 0 <= value < 1 << r.width:
-            raise DeviceError(f"0x{value:X} does not fit the {r.width}-bit register {name}")
-        self.backend.write32(r.offset, value & 0xFFFF_FFFF)
-        if r.width == 64:
-            self.backend.write32(r.offset + 4, value >> 32)
+        """Write a ``rw`` or ``wo`` register by name."""
+        reg = self._reg(name)
+        if reg.access not in ("rw", "wo"):
+            raise DeviceError(f"register {name} is {reg.access}, not writable")
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 1 << reg.width:
+            raise DeviceError(f"{value!r} does not fit the {reg.width}-bit register {name}")
+        self.regs.write(name, value)
 
     @staticmethod
-    def _reg(name: str) -> Register:
+    def _reg(name: str):
         try:
-            return REG[name]
+            return REG_BY_NAME[name]
         except KeyError:
-            raise DeviceError(f"no register {name!r}; registers: {', '.join(REG)}") from None
+            raise DeviceError(f"no register {name!r}; registers: {', '.join(r.name for r in REGISTERS)}") from None
+
+    def snapshot(self) -> dict[str, int]:
+        """Latch every ``snap`` register at one instant and read them all: {name: value}."""
+        return self.regs.snapshot()
 
     # -------------------------------------------------------------- state
 
     @property
-    def status(self) -> int:
-        return self.read("STATUS")
+    def dma_state(self) -> int:
+        """DMA_STATE: 0 off, 1 running, 2 draining, 3 configuration refused."""
+        return self.regs.read("DMA_STATE")
 
     @property
     def running(self) -> bool:
-        return bool(self.status & STATUS_RUNNING)
+        return self.dma_state in (DMA_RUNNING, DMA_DRAINING)
 
     @property
     def enabled(self) -> bool:
-        return bool(self.read("CONTROL") & CTRL_ENABLE)
+        return bool(self.regs.read("ENABLE"))
 
     def clock_ns(self) -> int:
-        """The device's free-running ns clock (the time base of ``ts_rx``)."""
-        return self.read("CLOCK_NS")
+        """The device's nanosecond clock (the time base of ``ts_rx``), latched now."""
+        self.regs.write("SNAPSHOT", 1)
+        return self.regs.read("CLOCK")
 
-    def error(self) -> str | None:
-        """The device's error text when STATUS.ERROR is set."""
-        if not self.status & STATUS_ERROR:
-            return None
-        return self.backend.read_bytes(ERROR_TEXT, ERROR_TEXT_SIZE).rstrip(b"\0").decode("utf-8", "replace")
+    def counters(self) -> dict[str, int]:
+        """Every parser counter (formats.COUNTERS names) of this run, as one consistent snapshot."""
+        self.regs.write("SNAPSHOT", 1)
+        return {c.name: self.regs.read(f"CNT_{c.name}") for c in COUNTERS}
 
     # -------------------------------------------------------------- configuration
 
@@ -463,43 +396,43 @@ class Device:
             raise TypeError(f"configure takes a DecodeConfig, got {type(config).__name__}")
         self._require_stopped("change the parser configuration")
         self.write("IP_DST", config.ip_dst)
-        self.write("UDP_PORT", config.port)
-        self.write("PARSER", (PARSER_CHECK_IP_CHECKSUM if config.check_ip_checksum else 0)
-                   | (PARSER_SEQUENCE_CHECK if config.sequence_check else 0))
+        self.write("PORT", config.port)
+        self.write("CHECK_IP_CHECKSUM", int(config.check_ip_checksum))
+        self.write("SEQUENCE_CHECK", int(config.sequence_check))
 
     @property
     def config(self) -> DecodeConfig:
         """The parser configuration, read back from the registers."""
-        parser = self.read("PARSER")
-        return DecodeConfig(ip_dst=self.read("IP_DST"), port=self.read("UDP_PORT") & 0xFFFF,
-                            check_ip_checksum=bool(parser & PARSER_CHECK_IP_CHECKSUM),
-                            sequence_check=bool(parser & PARSER_SEQUENCE_CHECK))
+        return DecodeConfig(ip_dst=self.read("IP_DST"), port=self.read("PORT"),
+                            check_ip_checksum=bool(self.read("CHECK_IP_CHECKSUM")),
+                            sequence_check=bool(self.read("SEQUENCE_CHECK")))
 
-    def setup_ring(self, nslots: int, *, interval: int | None = None, name: str | None = None) -> RingSetup:
-        """Allocate and initialise a ring in DMA memory and point the device at it.
+    def setup_ring(self, nslots: int, *, interval: int = 64, name: str | None = None) -> RingSetup:
+        """Allocate a ring in DMA memory, lay it out, and point the device at it.
 
-        The driver lays out the control page (the device only writes slots and
-        the shadow head), then programs RING_BASE/RING_SLOTS/SHADOW_ADDR/
-        SHADOW_INTERVAL (default: min(1024, nslots/2)).  Everything is validated
-        before anything is allocated.
+        The driver writes the control page (the device writes only slots and
+        the shadow head), then programs RING_BASE (the slot area, 4 KiB
+        aligned), RING_LOG2, SHADOW_ADDR (control page + 64) and SHADOW_INTERVAL
+        (0: only when idle).  Everything is validated before anything is allocated.
         """
         nslots = _check_nslots(nslots)
-        interval, _ = _writer_knobs(nslots, interval, None)
+        log2 = nslots.bit_length() - 1
+        if log2 > self.info.max_log2_slots:
+            raise DeviceError(f"the device's DMA engine handles at most 2^{self.info.max_log2_slots} slots "
+                              f"(DMA_MAX_LOG2); asked for {nslots}")
+        if isinstance(interval, bool) or not isinstance(interval, int) or not 0 <= interval < 1 << 32:
+            raise DeviceError(f"interval must be 0 (only when idle) or a number of slots, got {interval!r}")
         self._require_stopped("set up a ring")
         dma = self.backend.alloc_dma(ring_bytes(nslots), name=name)
         try:
-            if dma.path is not None:
-                with open(dma.path, "r+b") as f, mmap.mmap(f.fileno(), ring_bytes(nslots)) as mm:
-                    init_ring(mm, nslots)
-            else:
-                init_ring(dma.buffer, nslots)
+            self._with_memory(dma, lambda mem: init_ring(mem, nslots))
         except BaseException:
             self.backend.free_dma(dma)
             raise
         if self.ring is not None:
             self.backend.free_dma(self.ring.dma)
         self.write("RING_BASE", dma.bus_address + DATA_OFFSET)
-        self.write("RING_SLOTS", nslots)
+        self.write("RING_LOG2", log2)
         self.write("SHADOW_ADDR", dma.bus_address + OFF_HEAD)
         self.write("SHADOW_INTERVAL", interval)
         self.ring = RingSetup(dma, nslots, interval)
@@ -514,83 +447,86 @@ class Device:
     # -------------------------------------------------------------- start / stop
 
     def start(self) -> None:
-        """Enable the device: it starts writing ticks into the ring."""
+        """Start a run: the device writes ticks into the ring from seq 1.
+
+        A ring that an earlier run wrote is laid out afresh first (seq restarts
+        at 1), so readers of an earlier run must open the ring again.
+        """
         if self.ring is None:
             raise DeviceError("no ring: call setup_ring before start")
-        if self.enabled:
+        if self.enabled or self.running:
             raise DeviceError("the device is already running")
+        if self._ring_word(OFF_HEAD) or self._ring_word(OFF_STATE) != STATE_NEW:
+            self._with_memory(self.ring.dma, lambda mem: init_ring(mem, self.ring.nslots))
         self._ring_word(OFF_STATE, STATE_RUNNING)
-        self.write("CONTROL", CTRL_ENABLE)
+        self.write("ENABLE", 1)
+        # ordering: a register read completes after the write before it
+        if self.dma_state == DMA_REFUSED:
+            detail = self.backend.error()
+            self.write("ENABLE", 0)
+            self._ring_word(OFF_STATE, STATE_NEW)
+            raise DeviceError("the device refused the ring configuration (RING_BASE must be 64-byte aligned, "
+                              f"SHADOW_ADDR 8-byte aligned){': ' + detail if detail else ''}")
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Disable the device, wait until it is idle, and mark the ring's writer stopped."""
+        """Drain and stop; then publish the final head and drops in the ring and mark its writer stopped."""
         if self.enabled:
-            self.write("CONTROL", 0)
+            self.write("ENABLE", 0)
         deadline = time.monotonic() + timeout
         while self.running:
             if time.monotonic() > deadline:
-                raise DeviceError(f"the device did not stop within {timeout} s")
-            time.sleep(0.001)
-        if self.ring is not None:
-            # the device publishes its last seq and drop count; readers then finish
-            self._ring_word(OFF_HEAD, max(self.read("WRITE_SEQ"), self._ring_word(OFF_HEAD)))
-            self._ring_word(OFF_DROPPED, self.read("DROPPED"))
-            self._ring_word(OFF_STATE, STATE_STOPPED)
+                raise DeviceError(f"the device did not stop within {timeout} s "
+                                  f"(DMA_STATE {DMA_STATE_NAMES[self.dma_state]})")
+            time.sleep(0.0005)
+        if self.ring is not None and self._ring_word(OFF_STATE) == STATE_RUNNING:
+            snap = self.snapshot()
+            self._ring_word(OFF_HEAD, max(snap["DMA_HEAD"], self._ring_word(OFF_HEAD)))
+            self._ring_word(OFF_DROPPED, snap["DMA_DROPPED"])
+            self._ring_word(OFF_STATE, STATE_STOPPED)    # readers finish once they have read the head
 
     def wait_done(self, timeout: float | None = None) -> bool:
-        """Wait until the input has ended (STATUS.DONE) or the device stopped; raises on STATUS.ERROR."""
+        """Wait until the input has ended (a replay's capture) or the device is off; raises on a backend error.
+
+        Returns False on timeout.  A live feed never ends: this then waits for
+        someone else to stop the device.
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            st = self.status
-            if st & STATUS_ERROR:
-                raise DeviceError(f"device error: {self.error()}")
-            if st & STATUS_DONE or not st & STATUS_RUNNING and not self.enabled:
+            err = self.backend.error()
+            if err:
+                raise DeviceError(f"device error: {err}")
+            if self.backend.input_ended() or not self.running:
                 return True
             if deadline is not None and time.monotonic() > deadline:
                 return False
-            time.sleep(0.001)
+            time.sleep(0.0005)
 
     def _require_stopped(self, what: str) -> None:
         if self.enabled or self.running:
             raise DeviceError(f"stop the device before you {what}")
 
-    def _ring_word(self, offset: int, value: int | None = None) -> int:
-        """Read or write one u64 of the ring's control page (driver-owned words)."""
-        src = self.ring.source
-        if isinstance(src, Path):
-            with open(src, "r+b") as f, mmap.mmap(f.fileno(), 4096) as mm:
-                return self._word(memoryview(mm), offset, value)
-        return self._word(memoryview(src).cast("B"), offset, value)
-
     @staticmethod
-    def _word(mem: memoryview, offset: int, value: int | None) -> int:
-        words = mem[:4096].cast("Q")
-        try:
-            if value is not None:
-                words[offset // 8] = value
-            return words[offset // 8]
-        finally:
-            words.release()
-            mem.release()
+    def _with_memory(dma: DmaBuffer, fn):
+        if dma.path is None:
+            return fn(dma.buffer)
+        with open(dma.path, "r+b") as f, mmap.mmap(f.fileno(), os.fstat(f.fileno()).st_size) as mm:
+            mem = memoryview(mm)
+            try:
+                return fn(mem)
+            finally:
+                mem.release()
 
-    # -------------------------------------------------------------- counters
-
-    def counters(self) -> dict[str, int]:
-        """Every counter (formats.COUNTERS names), as one consistent snapshot.
-
-        Writing SNAPSHOT latches the whole bank at one instant; the bank is
-        then read at leisure.
-        """
-        self.write("SNAPSHOT", 1)
-        rd = self.backend.read32
-        out = {}
-        for i, c in enumerate(COUNTERS):
-            off = COUNTER_BASE + COUNTER_STRIDE * i
-            out[c.name] = rd(off) | (rd(off + 4) << 32)
-        return out
-
-    def clear_counters(self) -> None:
-        self.write("CONTROL", (self.read("CONTROL") & CTRL_ENABLE) | CTRL_CLEAR_COUNTERS)
+    def _ring_word(self, offset: int, value: int | None = None) -> int:
+        """Read or write one u64 of the ring's control page (the driver-owned words)."""
+        def word(mem) -> int:
+            words = memoryview(mem).cast("B")[:4096].cast("Q")
+            try:
+                if value is not None:
+                    words[offset // 8] = value
+                return words[offset // 8]
+            finally:
+                words.release()
+        return self._with_memory(self.ring.dma, word)
 
     # -------------------------------------------------------------- lifetime
 
@@ -611,3 +547,6 @@ class Device:
     def __repr__(self) -> str:
         ring = f", ring {self.ring.nslots} slots" if self.ring else ""
         return f"Device({self.info.backend}, id 0x{self.info.id:08X} v{self.info.version_text}{ring})"
+
+
+assert COUNTER_BASE == REG_BY_NAME[f"CNT_{COUNTERS[0].name}"].offset

@@ -22,24 +22,15 @@ from typing import Callable, TextIO
 
 import numpy as np
 
+from wiretick.hdl.regs import COUNTER_BASE, MAP_SIZE, REG_BY_NAME, REGISTERS, words
+
 from .decode import DecodeConfig, Decoder
-from .device import (
-    BAR_SIZE, COUNTER_BASE, COUNTER_STRIDE, CTRL_CLEAR_COUNTERS, CTRL_ENABLE, DATA_OFFSET, DEVICE_ID,
-    DEVICE_VERSION, ERROR_TEXT, ERROR_TEXT_SIZE, PARSER_CHECK_IP_CHECKSUM, PARSER_SEQUENCE_CHECK, REG,
-    STATUS_DONE, STATUS_ERROR, STATUS_RUNNING, Backend, DeviceError, DmaBuffer, FileDma, MmioRegion,
-)
+from .device import DMA_DRAINING, DMA_OFF, DMA_REFUSED, DMA_RUNNING, Backend, DmaBuffer, FileDma
 from .formats import COUNTERS
-from .ring import RingError, RingWriter, _check_nslots, ring_bytes
+from .ring import DATA_OFFSET, OFF_HEAD, RingWriter, _check_nslots, ring_bytes
 
 __all__ = ["Pacing", "replay_capture", "cmd_replay", "ReplayBackend"]
 
-_N = len(COUNTERS)
-# Private to this backend (not part of the register map): the worker's live
-# counters, published under a sequence lock, and its clear request.
-_LIVE_GEN = 0x7F0
-_CLEAR_REQ = 0x7F8
-_LIVE_BANK = 0x800
-assert _LIVE_BANK + 8 * _N <= ERROR_TEXT
 
 
 class _Stopped(Exception):
@@ -127,7 +118,8 @@ def replay_capture(capture: str | os.PathLike, writer: RingWriter, *, config: De
 
 def cmd_replay(capture: str | os.PathLike, ring_name: str, rate: float | None = None, nslots: int = 1 << 20,
                config: DecodeConfig | None = None, *, capture_timing: bool = False, speed: float = 1.0,
-               interval: int = 1024, overwrite: bool = True, log: TextIO | None = sys.stderr) -> dict[str, int]:
+               interval: int | None = None, overwrite: bool = True,
+               log: TextIO | None = sys.stderr) -> dict[str, int]:
     """``wiretick replay``: decode ``capture`` into the ring ``ring_name`` (``/dev/shm/<name>`` or a path).
 
     The ring is created (replacing one of that name with ``overwrite``; readers
@@ -136,6 +128,8 @@ def cmd_replay(capture: str | os.PathLike, ring_name: str, rate: float | None = 
     and the capture's header are checked before the ring is created.  Paced at
     ``rate`` messages (ticks) per second, or at the capture's timestamps sped
     up by ``speed`` with ``capture_timing``; otherwise at full speed.
+    ``interval``: shadow-head interval (default: the writer's chunk, see
+    :class:`~wiretick.host.ring.RingWriter`).
 
     Returns the decoder's counters.
     """
@@ -146,7 +140,7 @@ def cmd_replay(capture: str | os.PathLike, ring_name: str, rate: float | None = 
     with open_capture(capture):          # a bad capture fails here, before the ring exists
         pass
     t0 = time.perf_counter()
-    writer = RingWriter.create(ring_name, nslots, overwrite=overwrite, interval=min(int(interval), nslots // 2))
+    writer = RingWriter.create(ring_name, nslots, overwrite=overwrite, interval=interval)
     try:
         dec = replay_capture(capture, writer, config=config, pacing=pacing)
         written = writer.next_seq - 1
@@ -164,14 +158,34 @@ def cmd_replay(capture: str | os.PathLike, ring_name: str, rate: float | None = 
 
 # ---------------------------------------------------------------- the device backend
 
+_N = len(COUNTERS)
+# The backend's "BAR": one shared page.  The register map (wiretick.hdl.regs)
+# occupies the start; past it, words private to the backend that the worker
+# process publishes and the register side reads (never visible as registers).
+_PAGE = 4096
+_LIVE_GEN = 0x800        # sequence lock of the live counters: odd while the worker updates them
+_LIVE_HEAD = 0x808       # seq of the last tick written in this run
+_FLAGS = 0x810           # bit 0: input ended; bit 1: the worker failed
+_LIVE_BANK = 0x840       # the decoder's counters, formats.COUNTERS order
+_ERROR_TEXT = 0xC00      # UTF-8 text of the worker's failure
+_FLAG_ENDED, _FLAG_FAILED = 1, 2
+_MAX_LOG2 = 32           #: DMA_MAX_LOG2 of the software device
+assert MAP_SIZE <= _LIVE_GEN and _LIVE_BANK + 8 * _N <= _ERROR_TEXT
+
+
 class ReplayBackend(Backend):
     """A software device: the reference feed handler replaying a capture, behind the register map.
 
-    Registers live in a shared anonymous page (the "BAR"); enabling the
-    device forks a worker that decodes the capture into the ring the
-    RING_BASE/RING_SLOTS registers point at, publishing WRITE_SEQ, STATUS and
-    the counters there.  The parser registers are read when the device is
-    enabled.  DMA buffers are files in ``dma_dir`` with made-up bus addresses.
+    It behaves as the gateware's register file and DMA engine do
+    (:mod:`wiretick.hdl.regs`, :mod:`wiretick.hdl.dma`): ``ENABLE`` rising
+    samples the configuration (parser registers, RING_BASE/RING_LOG2/
+    SHADOW_ADDR/SHADOW_INTERVAL) and starts a run in a forked worker, with
+    ``seq`` from 1 and counters from 0; ``SNAPSHOT`` latches CLOCK, DMA_HEAD
+    and the counters at once; ``ENABLE`` falling stops the worker.  Unlike a
+    live feed, a capture ends: the worker then marks the ring's writer stopped
+    (readers finish) and :meth:`input_ended` turns true, while DMA_STATE stays
+    "running" until ENABLE falls, as an idle engine's would.  DMA buffers are
+    files in ``dma_dir`` with made-up bus addresses.
 
     Parameters
     ----------
@@ -198,128 +212,138 @@ class ReplayBackend(Backend):
         self._keep = keep_rings
         self._dma = FileDma(dma_dir, prefix="wiretick-replay")
         self._buffers: dict[int, DmaBuffer] = {}
-        self._bar = mmap.mmap(-1, BAR_SIZE)                  # MAP_SHARED|MAP_ANONYMOUS: the worker shares it
-        self._mmio = MmioRegion(self._bar)
+        self._bar = mmap.mmap(-1, _PAGE)                     # MAP_SHARED|MAP_ANONYMOUS: the worker shares it
+        self._u32 = memoryview(self._bar).cast("I")
         self._q = memoryview(self._bar).cast("Q")
-        self._latched: dict[int, int] = {}
         self._proc: mp.process.BaseProcess | None = None
-        for r in REG.values():
-            if r.reset:
-                self._store(r.offset, r.width, r.reset)
-        self._lo64 = {r.offset for r in REG.values() if r.width == 64}
+        self._refusal: str | None = None
+        self._word: dict[int, tuple] = {}                    # word offset -> (register, word index)
+        for r in REGISTERS:
+            for i, off in enumerate(words(r)):
+                self._word[off] = (r, i)
+            self._set(r.name, r.init)
+        self._set("DMA_DATA_WIDTH", 512)
+        self._set("DMA_FIFO_DEPTH", 0)                       # the software writer never drops
+        self._set("CLOCK_PERIOD_FS", 1_000_000)              # time.monotonic_ns: 1 ns per count
+        self._set("DMA_MAX_LOG2", _MAX_LOG2)
 
-    def _store(self, offset: int, width: int, value: int) -> None:
-        if width == 64:
-            self._q[offset // 8] = value
-        else:
-            self._mmio.write32(offset, value)
+    def _set(self, name: str, value: int) -> None:
+        for i, off in enumerate(words(REG_BY_NAME[name])):
+            self._u32[off >> 2] = (value >> (32 * i)) & 0xFFFF_FFFF
+
+    def _get(self, name: str) -> int:
+        return sum(self._u32[off >> 2] << (32 * i) for i, off in enumerate(words(REG_BY_NAME[name])))
 
     # -------------------------------------------------------------- registers
 
     def read32(self, offset: int) -> int:
-        if offset == REG["CLOCK_NS"].offset:
-            now = time.monotonic_ns()
-            self._latched[offset + 4] = now >> 32
-            return now & 0xFFFF_FFFF
-        if offset in self._lo64:                 # the low word latches the high word
-            v = self._q[offset // 8]
-            self._latched[offset + 4] = v >> 32
-            return v & 0xFFFF_FFFF
-        if offset in self._latched:
-            return self._latched.pop(offset)
-        if offset == REG["SNAPSHOT"].offset:
-            return 0
-        return self._mmio.read32(offset)
+        hit = self._word.get(offset)
+        if hit is None or hit[0].access == "wo":
+            return 0                                         # unmapped words and commands read as 0
+        return self._u32[offset >> 2]
 
     def write32(self, offset: int, value: int) -> None:
-        if offset == REG["CONTROL"].offset:
-            self._control(value)
-        elif offset == REG["SNAPSHOT"].offset:
-            if value & 1:
-                self._snapshot()
-        elif offset in (REG["ID"].offset, REG["VERSION"].offset, REG["STATUS"].offset) or \
-                offset >= REG["CLOCK_NS"].offset and offset < COUNTER_BASE + COUNTER_STRIDE * _N:
-            pass                                  # read-only: writes are ignored, as on hardware
-        else:
-            self._mmio.write32(offset, value)
+        hit = self._word.get(offset)
+        if hit is None:
+            return                                           # unmapped: ignored, as on the bus
+        reg, i = hit
+        if reg.name == "SNAPSHOT":
+            self._snapshot()
+        elif reg.name == "ENABLE":
+            self._enable(value & 1)
+        elif reg.access == "rw":
+            bits = min(32, reg.width - 32 * i)
+            self._u32[offset >> 2] = value & ((1 << bits) - 1)
 
-    def _control(self, value: int) -> None:
-        ctrl = REG["CONTROL"].offset
-        was = self._mmio.read32(ctrl) & CTRL_ENABLE
-        if value & CTRL_CLEAR_COUNTERS:
-            self._clear_counters(running=bool(was))
-        self._mmio.write32(ctrl, value & CTRL_ENABLE)
-        if value & CTRL_ENABLE and not was:
-            try:
-                self._start()
-            except BaseException:
-                self._mmio.write32(ctrl, 0)
-                raise
-        elif not value & CTRL_ENABLE and was:
+    def _enable(self, on: int) -> None:
+        was = self._get("ENABLE")
+        self._set("ENABLE", on)
+        if on and not was:
+            self._start()
+        elif not on and was:
+            if self._get("DMA_STATE") == DMA_RUNNING:
+                self._set("DMA_STATE", DMA_DRAINING)
             self._join()
+            self._refusal = None
+            self._set("DMA_STATE", DMA_OFF)
 
-    def _ring(self) -> tuple[DmaBuffer, int]:
-        base = self._q[REG["RING_BASE"].offset // 8] - DATA_OFFSET
-        nslots = self._mmio.read32(REG["RING_SLOTS"].offset)
-        buf = self._buffers.get(base)
+    def _ring(self) -> tuple[DmaBuffer, int] | str:
+        """The sampled ring configuration, or why it is refused."""
+        base, shadow = self._get("RING_BASE"), self._get("SHADOW_ADDR")
+        log2 = min(self._get("RING_LOG2"), _MAX_LOG2)        # larger values are clamped
+        if base % 64 or shadow % 8:
+            return f"misaligned RING_BASE 0x{base:X} or SHADOW_ADDR 0x{shadow:X}"
+        buf = self._buffers.get(base - DATA_OFFSET)
         if buf is None:
-            raise DeviceError(f"RING_BASE 0x{base + DATA_OFFSET:X} is not in a DMA buffer of this device")
+            return f"RING_BASE 0x{base:X} is not the slot area of a DMA buffer of this device"
+        if shadow != buf.bus_address + OFF_HEAD:
+            return "SHADOW_ADDR must be offset 64 of the ring's control page (this backend writes ring files)"
+        nslots = 1 << log2
         try:
             _check_nslots(nslots)
-        except RingError as e:
-            raise DeviceError(f"RING_SLOTS: {e}") from None
+        except ValueError as e:
+            return f"RING_LOG2 {log2}: {e}"
         if ring_bytes(nslots) > buf.size:
-            raise DeviceError(f"RING_SLOTS {nslots} does not fit the {buf.size}-byte buffer at RING_BASE")
-        if self._q[REG["SHADOW_ADDR"].offset // 8] != base + 64:
-            raise DeviceError("SHADOW_ADDR must point at offset 64 of the ring's control page")
+            return f"2^{log2} slots do not fit the {buf.size}-byte buffer at RING_BASE"
         return buf, nslots
 
     def _start(self) -> None:
-        buf, nslots = self._ring()
-        interval = self._mmio.read32(REG["SHADOW_INTERVAL"].offset)
-        if not 1 <= interval <= nslots // 2:
-            raise DeviceError(f"SHADOW_INTERVAL must be 1..{nslots // 2}, got {interval}")
-        parser = self._mmio.read32(REG["PARSER"].offset)
-        config = DecodeConfig(ip_dst=self._mmio.read32(REG["IP_DST"].offset),
-                              port=self._mmio.read32(REG["UDP_PORT"].offset) & 0xFFFF,
-                              check_ip_checksum=bool(parser & PARSER_CHECK_IP_CHECKSUM),
-                              sequence_check=bool(parser & PARSER_SEQUENCE_CHECK))
+        ring = self._ring()
+        if isinstance(ring, str):
+            self._refusal = ring
+            self._set("DMA_STATE", DMA_REFUSED)              # as the engine does; nothing is written
+            return
+        buf, nslots = ring
+        # The software writer publishes the head between chunks (and at the end of
+        # each write: "when idle"), so the interval is honoured at chunk granularity.
+        interval = self._get("SHADOW_INTERVAL")
+        interval = nslots // 2 if interval == 0 else min(interval, nslots // 2)
+        chunk = min(8192, nslots // 2)
+        config = DecodeConfig(ip_dst=self._get("IP_DST"), port=self._get("PORT"),
+                              check_ip_checksum=bool(self._get("CHECK_IP_CHECKSUM")),
+                              sequence_check=bool(self._get("SEQUENCE_CHECK")))
         self._join()
-        self._mmio.write32(REG["STATUS"].offset, STATUS_RUNNING)
-        ctx = mp.get_context("fork")            # the worker shares the register page
+        # a new run: counters and head from 0
+        self._q[_LIVE_BANK // 8:_LIVE_BANK // 8 + _N] = memoryview(bytes(8 * _N)).cast("Q")
+        self._q[_LIVE_HEAD // 8] = 0
+        self._q[_FLAGS // 8] = 0
+        self._set("DMA_STATE", DMA_RUNNING)
+        ctx = mp.get_context("fork")                         # the worker shares the register page
         self._proc = ctx.Process(target=_worker, daemon=True, name="wiretick-replay",
-                                 args=(self._bar, buf.path, interval, self.capture, config, self._pacing_args,
-                                       self._batch_frames))
+                                 args=(self._bar, buf.path, interval, chunk, self.capture, config,
+                                       self._pacing_args, self._batch_frames))
         self._proc.start()
 
     def _join(self) -> None:
-        if self._proc is not None:
-            self._proc.join()
-            if self._proc.exitcode not in (0, None) and not self._mmio.read32(REG["STATUS"].offset) & STATUS_ERROR:
-                _fail(self._bar, f"replay worker exited with code {self._proc.exitcode}")
-            self._proc = None
-            st = REG["STATUS"].offset
-            self._mmio.write32(st, self._mmio.read32(st) & ~STATUS_RUNNING & 0xFFFF_FFFF)
-
-    def _clear_counters(self, running: bool) -> None:
-        if running:
-            self._q[_CLEAR_REQ // 8] = 1         # the worker zeroes its own baseline
-        else:
-            self._q[_LIVE_BANK // 8:_LIVE_BANK // 8 + _N] = memoryview(bytes(8 * _N)).cast("Q")
-        self._q[COUNTER_BASE // 8:COUNTER_BASE // 8 + _N] = memoryview(bytes(8 * _N)).cast("Q")
+        if self._proc is None:
+            return
+        self._proc.join()
+        if self._proc.exitcode != 0 and not self._q[_FLAGS // 8] & _FLAG_FAILED:
+            _fail(self._bar, f"replay worker exited with code {self._proc.exitcode}")
+        self._proc = None
 
     def _snapshot(self) -> None:
-        """Copy the worker's live counters into the bank, consistently (sequence lock)."""
+        """Latch CLOCK, DMA_HEAD and the counters at one instant (the worker's live counters under their lock)."""
         q = self._q
         while True:
             g1 = q[_LIVE_GEN // 8]
             if g1 & 1:
                 continue
             vals = q[_LIVE_BANK // 8:_LIVE_BANK // 8 + _N].tobytes()
+            head = q[_LIVE_HEAD // 8]
             if q[_LIVE_GEN // 8] == g1:
                 break
         q[COUNTER_BASE // 8:COUNTER_BASE // 8 + _N] = memoryview(vals).cast("Q")
-        q[REG["SNAPSHOT_NS"].offset // 8] = time.monotonic_ns()
+        self._set("DMA_HEAD", head)
+        self._set("CLOCK", time.monotonic_ns())
+
+    def input_ended(self) -> bool:
+        return bool(self._q[_FLAGS // 8] & _FLAG_ENDED)
+
+    def error(self) -> str | None:
+        if self._q[_FLAGS // 8] & _FLAG_FAILED:
+            return self._bar[_ERROR_TEXT:_PAGE].rstrip(b"\0").decode("utf-8", "replace")
+        return self._refusal
 
     # -------------------------------------------------------------- memory
 
@@ -335,59 +359,50 @@ class ReplayBackend(Backend):
 
     def close(self) -> None:
         if self._proc is not None:
-            self._mmio.write32(REG["CONTROL"].offset, 0)
-            self._join()
+            self._enable(0)
         for buf in list(self._buffers.values()):
             self.free_dma(buf)
+        self._u32.release()
         self._q.release()
-        self._mmio.close()
         self._bar.close()
 
 
 def _fail(bar: mmap.mmap, text: str) -> None:
-    mmio = MmioRegion(bar)
-    raw = text.encode("utf-8", "replace")[:ERROR_TEXT_SIZE - 1]
-    bar[ERROR_TEXT:ERROR_TEXT + ERROR_TEXT_SIZE] = raw.ljust(ERROR_TEXT_SIZE, b"\0")
-    st = REG["STATUS"].offset
-    mmio.write32(st, mmio.read32(st) | STATUS_ERROR)
-    mmio.close()
-
-
-def _worker(bar: mmap.mmap, ring: Path, interval: int, capture: Path, config: DecodeConfig,
-            pacing_args: tuple, batch_frames: int) -> None:
-    """The replay device's engine (a forked process): capture -> decoder -> ring, counters -> registers."""
+    raw = text.encode("utf-8", "replace")[:_PAGE - _ERROR_TEXT - 1]
+    bar[_ERROR_TEXT:_PAGE] = raw.ljust(_PAGE - _ERROR_TEXT, b"\0")
     q = memoryview(bar).cast("Q")
-    mmio = MmioRegion(bar)
-    ctrl, st = REG["CONTROL"].offset, REG["STATUS"].offset
-    base = np.frombuffer(q[_LIVE_BANK // 8:_LIVE_BANK // 8 + _N].tobytes(), np.int64).copy()
+    q[_FLAGS // 8] |= _FLAG_FAILED
+    q.release()
+
+
+def _worker(bar: mmap.mmap, ring: Path, interval: int, chunk: int, capture: Path, config: DecodeConfig,
+            pacing_args: tuple, batch_frames: int) -> None:
+    """The replay device's engine (a forked process): capture -> decoder -> ring; counters -> the page."""
+    q = memoryview(bar).cast("Q")
+    u32 = memoryview(bar).cast("I")
+    enable = REG_BY_NAME["ENABLE"].offset >> 2
 
     def publish(dec: Decoder, w: RingWriter) -> None:
-        nonlocal base
-        now = np.fromiter((dec.counters[c.name] for c in COUNTERS), np.int64, _N)
-        if q[_CLEAR_REQ // 8]:
-            base = -now
-            q[_CLEAR_REQ // 8] = 0
-        vals = (base + now).astype(np.uint64)
+        vals = np.fromiter((dec.counters[c.name] for c in COUNTERS), np.uint64, _N)
         q[_LIVE_GEN // 8] += 1                   # odd: being updated
         q[_LIVE_BANK // 8:_LIVE_BANK // 8 + _N] = memoryview(vals.tobytes()).cast("Q")
+        q[_LIVE_HEAD // 8] = w.next_seq - 1
         q[_LIVE_GEN // 8] += 1
-        q[REG["WRITE_SEQ"].offset // 8] = w.next_seq - 1
 
     try:
-        with RingWriter(ring, interval=interval) as w:
+        with RingWriter(ring, interval=interval, chunk=chunk) as w:
             dec = Decoder(config)
             try:
                 replay_capture(capture, w, pacing=Pacing(*pacing_args), decoder=dec,
-                               should_stop=lambda: not mmio.read32(ctrl) & CTRL_ENABLE,
-                               on_batch=publish, batch_frames=batch_frames)
-                done = STATUS_DONE
+                               should_stop=lambda: not u32[enable] & 1, on_batch=publish,
+                               batch_frames=batch_frames)
+                ended = _FLAG_ENDED
             except _Stopped:
-                done = 0
+                ended = 0
             publish(dec, w)
-            mmio.write32(st, mmio.read32(st) | done)
-    except Exception as e:                       # reported through STATUS.ERROR and the error text
+        q[_FLAGS // 8] |= ended                  # after the writer closed: the ring is complete
+    except Exception as e:                       # reported through Backend.error()
         _fail(bar, f"{type(e).__name__}: {e}")
     finally:
-        mmio.write32(st, mmio.read32(st) & ~STATUS_RUNNING & 0xFFFF_FFFF)
         q.release()
-        mmio.close()
+        u32.release()

@@ -80,7 +80,8 @@ class Vwap:
             if top >= len(self._book):
                 keep = refs < len(self._book)
                 refs, prices = refs[keep], prices[keep]
-        self._book[refs] = prices
+        # int64 indices: numpy indexes with uint64 arrays through a cast ~8x slower
+        self._book[refs.view(np.int64)] = prices
 
     def update(self, ticks: np.ndarray) -> None:
         """Fold one batch of ticks in.  A view into a ring is read in place: only the
@@ -115,7 +116,7 @@ class Vwap:
             if self.track_orders:
                 refs = ticks["order_ref"][idx[e]]
                 inside = refs < len(self._book)
-                price[e[inside]] = self._book[refs[inside]]
+                price[e[inside]] = self._book[refs[inside].view(np.int64)]
         c = np.flatnonzero(typ == _C)
         if len(c):
             # C counts only when printable (PRINTABLE is only ever set on C)

@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from wiretick.hdl.regs import MAP_SIZE, REG_BY_NAME, REG_ID, REG_VERSION, REGISTERS
 from wiretick.host.capture import CaptureError, FrameBatch, read_frames, write_pcap
 from wiretick.host.decode import DecodeConfig, decode_file
 from wiretick.host.device import (
-    BAR_SIZE, COUNTER_BASE, DEVICE_ID, DEVICE_VERSION, REG, REGISTERS, STATUS_DONE, Device, DeviceError, FileDma,
-    MmioRegion, PcieBackend, register_table_markdown,
+    DMA_OFF, DMA_RUNNING, Device, DeviceError, FileDma, MmioRegion, PcieBackend,
 )
 from wiretick.host.formats import COUNTERS
 from wiretick.host.frames import encode_message, mold_packet, udp_frame
@@ -75,14 +75,31 @@ def same_ticks(got: np.ndarray, ref: np.ndarray) -> bool:
 
 # ------------------------------------------------------------------ the register map
 
-def test_register_map_is_consistent():
-    names = [r.name for r in REGISTERS]
-    assert len(names) == len(set(names))
-    assert REG["ID"].offset == 0 and REG["ID"].reset == DEVICE_ID
-    assert all(r.offset % (r.width // 8) == 0 for r in REGISTERS)
-    assert COUNTER_BASE + 8 * len(COUNTERS) <= BAR_SIZE
-    table = register_table_markdown()
-    assert all(f"`{n}`" in table for n in names)
+def test_replay_backend_register_semantics(generated):
+    """The software device answers the gateware's map (wiretick.hdl.regs) the way the register file does."""
+    path, _ = generated
+    be = ReplayBackend(path)
+    reg = REG_BY_NAME
+    try:
+        assert be.read32(reg["ID"].offset) == REG_ID and be.read32(reg["VERSION"].offset) == REG_VERSION
+        assert be.read32(reg["N_COUNTERS"].offset) == len(COUNTERS)
+        be.write32(reg["ID"].offset, 0)                              # const: writes ignored
+        assert be.read32(reg["ID"].offset) == REG_ID
+        assert be.read32(reg["RING_LOG2"].offset) == 12 and be.read32(reg["SHADOW_INTERVAL"].offset) == 64
+        assert be.read32(reg["CHECK_IP_CHECKSUM"].offset) == 1
+        be.write32(reg["PORT"].offset, 0x12345)                      # upper bits of a 16-bit register ignored
+        assert be.read32(reg["PORT"].offset) == 0x2345
+        assert be.read32(reg["CLOCK"].offset) == 0                   # snap: 0 until the first snapshot
+        be.write32(reg["SNAPSHOT"].offset, 1)
+        assert be.read32(reg["SNAPSHOT"].offset) == 0                # wo reads 0
+        clock = be.read32(reg["CLOCK"].offset) | be.read32(reg["CLOCK"].offset + 4) << 32
+        assert 0 < clock <= time.monotonic_ns()
+        assert be.read32(0x7FC) == 0 and be.read32(0x800) == 0        # unmapped
+        be.write32(0x7FC, 5)
+        assert be.read32(0x7FC) == 0
+        assert be.read32(reg["DMA_STATE"].offset) == DMA_OFF
+    finally:
+        be.close()
 
 
 # ------------------------------------------------------------------ MMIO over a file
@@ -110,11 +127,13 @@ def test_mmio_region_over_a_file(tmp_path):
         MmioRegion(bytearray(6))
 
 
-def fake_bar(tmp_path: Path, dev_id: int = DEVICE_ID, version: int = DEVICE_VERSION) -> Path:
-    """A file standing in for BAR0: only ID and VERSION set, as a powered-up device would show them."""
-    raw = bytearray(BAR_SIZE)
-    raw[0:4] = dev_id.to_bytes(4, "little")
-    raw[4:8] = version.to_bytes(4, "little")
+def fake_bar(tmp_path: Path, dev_id: int = REG_ID, version: int = REG_VERSION, max_log2: int = 24) -> Path:
+    """A file standing in for BAR0: only the constants set, as a powered-up device shows them."""
+    raw = bytearray(4096)
+    for name, value in (("ID", dev_id), ("VERSION", version), ("DMA_MAX_LOG2", max_log2),
+                        ("CLOCK_PERIOD_FS", 4_000_000), ("DMA_FIFO_DEPTH", 64)):
+        off = REG_BY_NAME[name].offset
+        raw[off:off + 4] = value.to_bytes(4, "little")
     path = tmp_path / "resource0"
     path.write_bytes(bytes(raw))
     return path
@@ -126,31 +145,35 @@ def test_pcie_backend_identifies_the_device(tmp_path):
         Device(PcieBackend(MmioRegion(fake_bar(tmp_path, dev_id=0)), dma))
     with pytest.raises(DeviceError, match="version 2.0 is not supported"):
         Device(PcieBackend(MmioRegion(fake_bar(tmp_path, version=0x0002_0000)), dma))
-    with pytest.raises(DeviceError, match="needs 4096"):
-        PcieBackend(MmioRegion(bytearray(1024)), dma)
+    with pytest.raises(DeviceError, match=f"needs {MAP_SIZE}"):
+        PcieBackend(MmioRegion(bytearray(256)), dma)
     dev = Device(PcieBackend(MmioRegion(fake_bar(tmp_path, version=0x0001_0003)), dma))
     assert dev.info.version_text == "1.3" and "pcie" in repr(dev)
+    assert dev.info.max_log2_slots == 24 and dev.info.clock_period_fs == 4_000_000
 
 
 def test_pcie_backend_programs_the_registers(tmp_path):
-    bar_path = fake_bar(tmp_path)
+    bar_path = fake_bar(tmp_path, max_log2=16)
     dma_dir = tmp_path / "dma"
     dma_dir.mkdir()
     dev = Device(PcieBackend(MmioRegion(bar_path), FileDma(dma_dir, iova_base=0x40_0000_0000)))
+    at = {r.name: r.offset for r in REGISTERS}
     dev.configure(DecodeConfig(ip_dst=0xE9360C6F, port=26477, check_ip_checksum=False, sequence_check=True))
     raw = bar_path.read_bytes()
-    assert u32(raw, REG["IP_DST"].offset) == 0xE9360C6F and u32(raw, REG["UDP_PORT"].offset) == 26477
-    assert u32(raw, REG["PARSER"].offset) == 0b10
+    assert u32(raw, at["IP_DST"]) == 0xE9360C6F and u32(raw, at["PORT"]) == 26477
+    assert u32(raw, at["CHECK_IP_CHECKSUM"]) == 0 and u32(raw, at["SEQUENCE_CHECK"]) == 1
     assert dev.config == DecodeConfig(ip_dst=0xE9360C6F, port=26477, check_ip_checksum=False)
+    with pytest.raises(DeviceError, match="at most 2\\^16"):
+        dev.setup_ring(1 << 17)
+    assert not list(dma_dir.iterdir())                                    # refused before allocating
     setup = dev.setup_ring(4096, interval=256, name="ring0")
     raw = bar_path.read_bytes()
-    assert u64(raw, REG["RING_BASE"].offset) == 0x40_0000_0000 + 4096
-    assert u32(raw, REG["RING_SLOTS"].offset) == 4096 and u32(raw, REG["SHADOW_INTERVAL"].offset) == 256
-    assert u64(raw, REG["SHADOW_ADDR"].offset) == 0x40_0000_0000 + OFF_HEAD
+    assert u64(raw, at["RING_BASE"]) == 0x40_0000_0000 + 4096             # the slot area, 4 KiB aligned
+    assert u32(raw, at["RING_LOG2"]) == 12 and u32(raw, at["SHADOW_INTERVAL"]) == 256
+    assert u64(raw, at["SHADOW_ADDR"]) == 0x40_0000_0000 + OFF_HEAD
     assert setup.dma.path == dma_dir / "ring0" and read_header(setup.dma.path).nslots == 4096
     dev.start()
-    raw = bar_path.read_bytes()
-    assert u32(raw, REG["CONTROL"].offset) == 1
+    assert u32(bar_path.read_bytes(), at["ENABLE"]) == 1
     assert u64(setup.dma.path.read_bytes(), OFF_STATE) == 1             # the driver marks the writer running
     with pytest.raises(DeviceError, match="already running"):
         dev.start()
@@ -158,17 +181,18 @@ def test_pcie_backend_programs_the_registers(tmp_path):
         dev.configure(DecodeConfig())
     with pytest.raises(DeviceError, match="stop the device"):
         dev.setup_ring(64)
-    dev.stop()                                                           # no device: STATUS reads 0 at once
-    assert u32(bar_path.read_bytes(), REG["CONTROL"].offset) == 0
+    dev.stop()                                                           # a file has no engine: DMA_STATE is 0
+    raw = bar_path.read_bytes()
+    assert u32(raw, at["ENABLE"]) == 0 and u32(raw, at["SNAPSHOT"]) == 1   # stop latched the final head
     assert u64(setup.dma.path.read_bytes(), OFF_STATE) == 2
-    with pytest.raises(DeviceError, match="read-only"):
+    with pytest.raises(DeviceError, match="not writable"):
         dev.write("ID", 1)
     with pytest.raises(DeviceError, match="write-only"):
         dev.read("SNAPSHOT")
     with pytest.raises(DeviceError, match="no register"):
         dev.read("NOPE")
     with pytest.raises(DeviceError, match="does not fit"):
-        dev.write("RING_SLOTS", 1 << 32)
+        dev.write("RING_LOG2", 64)
     dev.close()
 
 
@@ -186,16 +210,16 @@ def test_replay_device_shared_capture(shm_name):
         dev.setup_ring(1024, name=shm_name)
         r = dev.open_ring()
         dev.start()
-        assert dev.wait_done(30) and dev.status & STATUS_DONE
+        assert dev.running and dev.dma_state == DMA_RUNNING
+        assert dev.wait_done(30) and dev.backend.input_ended()
         got = np.concatenate(list(r.batches(timeout=5)))
         assert same_ticks(got, ref.ticks) and r.finished and r.lost == 0
         assert dev.counters() == ref.counters
-        assert dev.read("WRITE_SEQ") == len(ref.ticks)
-        assert dev.read("SNAPSHOT_NS") >= t0
+        snap = dev.snapshot()
+        assert snap["DMA_HEAD"] == len(ref.ticks) and snap["CLOCK"] >= t0 and snap["DMA_DROPPED"] == 0
+        assert dev.running                                      # idle, until stopped
         dev.stop()
-        assert not dev.running
-        dev.clear_counters()
-        assert set(dev.counters().values()) == {0}
+        assert not dev.running and dev.dma_state == DMA_OFF
     assert not Path("/dev/shm", shm_name).exists()          # the ring went with the device
 
 
@@ -236,33 +260,28 @@ def test_replay_device_stop_midway(shm_name, generated):
             dev.start()
         time.sleep(0.15)
         dev.stop()
-        written = dev.read("WRITE_SEQ")
-        assert 0 < written < n and not dev.running and not dev.status & STATUS_DONE
+        written = dev.snapshot()["DMA_HEAD"]
+        assert 0 < written < n and not dev.running and not dev.backend.input_ended()
         got = np.concatenate([b.copy() for b in r.batches(timeout=2)])
         assert r.finished and len(got) == written          # readers finish at the device's last tick
         assert same_ticks(got, ref.ticks[:written])
         assert dev.counters()["ticks"] >= written
 
 
-def test_replay_device_restart_continues_numbering(shm_name, generated):
+def test_replay_device_restart_is_a_new_run(shm_name, generated):
+    """Each start is a new run, as on the engine: seq from 1, counters from 0, the ring laid out afresh."""
     path, ref = generated
     n = len(ref.ticks)
     with Device(ReplayBackend(path)) as dev:
         dev.setup_ring(1 << 17, name=shm_name)
-        r = dev.open_ring()
-        dev.start()
-        dev.wait_done(30)
-        dev.stop()
-        dev.start()
-        dev.wait_done(30)
-        dev.stop()
-        got = np.concatenate([b.copy() for b in r.batches(timeout=2)])
-        assert len(got) == 2 * n and list(got["seq"][[0, n - 1, n, -1]]) == [1, n, n + 1, 2 * n]
-        assert same_ticks(got[:n], ref.ticks)
-        second = got[n:].copy()
-        second["seq"] -= np.uint64(n)
-        assert same_ticks(second, ref.ticks)
-        assert dev.counters()["ticks"] == 2 * n              # counters run on across a restart
+        for _ in range(2):
+            dev.start()
+            r = dev.open_ring()                      # readers open the ring per run
+            assert dev.wait_done(30)
+            dev.stop()
+            got = np.concatenate([b.copy() for b in r.batches(timeout=2)])
+            assert same_ticks(got, ref.ticks) and r.finished
+            assert dev.counters()["ticks"] == n and dev.snapshot()["DMA_HEAD"] == n
 
 
 def test_replay_device_reports_worker_errors(shm_name, tmp_path, generated):
@@ -275,7 +294,7 @@ def test_replay_device_reports_worker_errors(shm_name, tmp_path, generated):
         dev.start()
         with pytest.raises(DeviceError, match="No such file"):
             dev.wait_done(30)
-        assert "doomed.pcap" in dev.error()
+        assert "doomed.pcap" in dev.backend.error()
 
 
 def test_device_config_errors(shm_name, tmp_path, generated):
@@ -299,16 +318,20 @@ def test_device_config_errors(shm_name, tmp_path, generated):
         for nslots in (100, 32, 0):
             with pytest.raises(RingError, match="power of two"):
                 dev.setup_ring(nslots, name=shm_name)
-        with pytest.raises(RingError, match="interval"):
-            dev.setup_ring(64, interval=64, name=shm_name)
         assert not Path("/dev/shm", shm_name).exists()        # refused before anything was allocated
         with pytest.raises(TypeError):
             dev.configure({"port": 1})
         dev.setup_ring(64, name=shm_name)
-        dev.write("RING_SLOTS", 1 << 20)                        # past the buffer: the device refuses to start
-        with pytest.raises(DeviceError, match="does not fit"):
+        dev.write("RING_LOG2", 20)                              # past the buffer: the device refuses to start
+        with pytest.raises(DeviceError, match="refused.*do not fit"):
             dev.start()
-        assert not dev.enabled and not dev.running
+        assert not dev.enabled and not dev.running and dev.dma_state == DMA_OFF
+        dev.write("RING_LOG2", 6)
+        dev.write("RING_BASE", dev.read("RING_BASE") + 8)         # misaligned: refused, as the engine does
+        with pytest.raises(DeviceError, match="refused.*misaligned"):
+            dev.start()
+        with pytest.raises(DeviceError, match="interval"):
+            dev.setup_ring(64, interval=-1)
 
 
 def test_replay_device_capture_timing(shm_name, tmp_path):
@@ -325,7 +348,7 @@ def test_replay_device_capture_timing(shm_name, tmp_path):
         dev.start()
         assert dev.wait_done(30)
         assert 0.09 <= time.monotonic() - t0 < 5
-        assert dev.read("WRITE_SEQ") == len(decode_file(spread).ticks)
+        assert dev.snapshot()["DMA_HEAD"] == len(decode_file(spread).ticks)
 
 
 def test_ring_file_is_usable_by_another_reader(shm_name, generated):

@@ -212,7 +212,7 @@ def test_idle_cycles_and_unterminated_frame():
     assert run.ticks.tobytes() == ref.ticks.tobytes()
 
 
-@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**32 - 1), seq_check=st.booleans(), csum=st.booleans())
 def test_random_frames_match_reference(seed, seq_check, csum):
     rng = random.Random(seed)
