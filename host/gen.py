@@ -16,11 +16,14 @@ Python per message or per frame.  Message layouts are never restated here:
 field offsets, sizes and message lengths are compiled into lookup tables from
 :mod:`wiretick.host.formats`; the kernels name fields by id only.
 
-The output is a :class:`~wiretick.host.capture.FrameBatch` whose buffer is the
-image of a classic nanosecond pcap file (frame ``i`` at ``offset[i]``, right
-after its 16-byte record header), so :func:`generate_to_file` writes that
-buffer as it is, byte for byte what :func:`~wiretick.host.capture.write_pcap`
-writes for the same batch (tested), without a second copy of every byte.
+:func:`generate` returns a :class:`~wiretick.host.capture.FrameBatch` whose
+buffer is the image of a classic nanosecond pcap file (frame ``i`` at
+``offset[i]``, right after its 16-byte record header).  :func:`generate_to_file`
+lays the same bytes out piece by piece and writes each piece as it is done, so
+the capture is never held whole in memory: the file is byte for byte what
+:func:`~wiretick.host.capture.write_pcap` writes for :func:`generate`'s batch
+(tested), without write_pcap's per-byte scatter (~60 MB/s, several times the
+capture's size in temporaries), which would dominate the time.
 """
 
 from __future__ import annotations
@@ -39,22 +42,22 @@ from numba import types as nt
 
 from .capture import FrameBatch
 from .formats import (
-    ETHERTYPE_IPV4, ETHERTYPE_VLAN, IP_PROTO_UDP, MAX_VLAN_TAGS, MESSAGES, MESSAGE_BY_CODE,
+    ETHERTYPE_IPV4, ETHERTYPE_VLAN, IP_PROTO_UDP, MAX_VLAN_TAGS, MESSAGES,
     MOLD_END_OF_SESSION, MOLD_FIELDS, MOLD_HEADER_SIZE, MOLD_HEARTBEAT, MOLD_SESSION_SIZE,
 )
 
 __all__ = ["GenConfig", "GenStats", "generate", "generate_with_stats", "generate_to_file",
-           "min_messages"]
+           "min_messages", "MIN_MTU", "MAX_MTU", "EXTRA_TYPES"]
 
 # ------------------------------------------------------------------ framing constants
 
-ETH_HEADER = 14          # dst MAC, src MAC, EtherType
-VLAN_TAG = 4             # TPID + TCI
 IPV4_HEADER = 20         # no options: what exchange publishers send
 UDP_HEADER = 8
 ETH_MIN_FRAME = 60       # without FCS: shorter frames are padded
 MAX_MTU = 9216           # jumbo; keeps every frame within the pcap snaplen (65535)
 _IP_DF = 0x4000          # don't fragment, offset 0
+_IP_TOTAL_LENGTH, _IP_ID, _IP_CHECKSUM = 2, 4, 10   # byte offsets in the IPv4 header
+_UDP_LENGTH = 4                                      # byte offset in the UDP header
 _TTL = 59
 _PCAP_MAGIC_NS = 0xA1B23C4D
 _PCAP_SNAPLEN = 65535
@@ -98,6 +101,10 @@ _LIVE_PER_SYMBOL = 40    # resting orders per symbol the book hovers around
 
 #: Rarer types sprinkled when ``all_types``; each appears at least once.
 EXTRA_TYPES = "YLVWKJhBINO"
+#: With ``all_types`` the trading body opens with these events, so every order-book
+#: type occurs however short the day: four adds, then each event on the newest order
+#: (X first, while its round lot is whole; E and C may fill an order, three remain).
+_FORCED = (EV_A, EV_F, EV_A, EV_A, EV_X, EV_E, EV_C, EV_U, EV_D, EV_P)
 
 # Type bytes (identifiers, not layout).
 TY_S, TY_R, TY_H, TY_Y, TY_L, TY_V, TY_W, TY_K, TY_J, TY_h = (ord(c) for c in "SRHYLVWKJh")
@@ -172,9 +179,12 @@ def _layout_tables() -> tuple[np.ndarray, ...]:
 
     Returns
     -------
-    fid, off, size : int64 [256, most fields]
-        Field ``j`` of the message whose type byte is ``t``: its generator field id,
-        byte offset and size.
+    fields : int64 [256 * most fields]
+        Field ``j`` of the message whose type byte is ``t`` at ``row[t] + j``, packed as
+        generator field id | offset << 16 | size << 32 (one load per field; 2-D
+        tables made the encoder several times slower).
+    row : int64 [256]
+        Where type ``t``'s fields start in ``fields``.
     count : int64 [256]
         How many fields type ``t`` has (0 for bytes that are no ITCH type).
     length : int64 [256]
@@ -184,7 +194,8 @@ def _layout_tables() -> tuple[np.ndarray, ...]:
     for i, name in enumerate(_FIELD_NAMES):  # the unpacking above must follow the tuple
         assert globals()["F_" + name.upper()] == i, name
     most = max(len(m.fields) for m in MESSAGES)
-    fid, off, size = (np.zeros((256, most), np.int64) for _ in range(3))
+    fields = np.zeros(256 * most, np.int64)
+    row = np.arange(256, dtype=np.int64) * most
     count = np.zeros(256, np.int64)
     length = np.zeros(256, np.int64)
     for m in MESSAGES:
@@ -194,15 +205,20 @@ def _layout_tables() -> tuple[np.ndarray, ...]:
         for j, f in enumerate(m.fields):
             if f.name not in ids:  # a field formats.py gained that the generator cannot fill
                 raise AssertionError(f"gen: ITCH {m.code!r} field {f.name!r} has no generator id")
-            fid[t, j], off[t, j], size[t, j] = ids[f.name], f.offset, f.size
-    return fid, off, size, count, length
+            fields[row[t] + j] = ids[f.name] | f.offset << 16 | f.size << 32
+        # _emit writes 8 bytes per field and relies on later fields overwriting the excess.
+        assert m.fields[0].offset == 0 and all(
+            a.offset + a.size == b.offset for a, b in zip(m.fields, m.fields[1:])), m.code
+    return fields, row, count, length
 
 
 _ENC = _layout_tables()
-_TLEN = _ENC[4]
+_TLEN = _ENC[3]
 _MAX_MESSAGE = int(_TLEN.max())
 _MOLD = {f.name: f for f in MOLD_FIELDS}
-_MOLD_OFF = np.array([_MOLD["session"].offset, _MOLD["sequence"].offset, _MOLD["count"].offset,
+# Where _frames writes the per-packet MoldUDP64 fields: sequence and count (offset, size);
+# the session comes with the frame header template.
+_MOLD_OFF = np.array([_MOLD["sequence"].offset, _MOLD["count"].offset,
                       _MOLD["sequence"].size, _MOLD["count"].size], np.int64)
 _BLOCK_LEN = 2  # MoldUDP64 message block length prefix (u16)
 #: The smallest IP MTU that carries the longest ITCH message in one packet.
@@ -214,9 +230,10 @@ def min_messages(symbols: int, all_types: bool = False) -> int:
 
     Start of day: S 'O', one R per symbol, S 'S', one H per symbol, S 'Q', an
     opening Q per symbol; end of day: a closing Q per symbol, S 'M', 'E', 'C';
-    with ``all_types``, one message of each type in :data:`EXTRA_TYPES`.
+    with ``all_types``, one of each order-book type (A F X E C U D P, and two more
+    adds) and one of each type in :data:`EXTRA_TYPES`.
     """
-    return 6 + 4 * symbols + (len(EXTRA_TYPES) if all_types else 0)
+    return 6 + 4 * symbols + (len(EXTRA_TYPES) + len(_FORCED) if all_types else 0)
 
 
 # ------------------------------------------------------------------ configuration
@@ -303,7 +320,7 @@ class GenConfig:
             raise ValueError(f"messages={self.messages} is too few for {self.symbols} symbols"
                              f"{' with all_types' if self.all_types else ''}: the start and end of "
                              f"the day alone take {need} (6 + 4 per symbol"
-                             f"{f' + {len(EXTRA_TYPES)}' if self.all_types else ''})")
+                             f"{f' + {len(EXTRA_TYPES) + len(_FORCED)}' if self.all_types else ''})")
         if self.seed < 0:
             raise ValueError(f"seed must be >= 0, got {self.seed}")
         self._vlans()  # validates
@@ -396,12 +413,12 @@ _I64, _U64, _F64, _VOID = nt.int64, nt.uint64, nt.float64, nt.void
 _RS = nt.uint64[::1]          # the random state
 _U8A, _I64A, _F64A = nt.uint8[::1], nt.int64[::1], nt.float64[::1]
 _T_OUT = nt.Tuple((_U8A, _I64A, _I64A, _U8A))                          # mbuf, mstart, mts, mtype
-_T_ENC = nt.Tuple((nt.int64[:, ::1], nt.int64[:, ::1], nt.int64[:, ::1], _I64A, _I64A))
+_T_ENC = nt.UniTuple(_I64A, 4)                                        # _layout_tables()
 
 # The kernels draw from their own splitmix64 stream, state in a 1-element array:
 # numba's np.random goes through thread-local state on every call, which made it
-# most of the generator's time; this one is a few instructions, inlined, and its
-# output does not depend on the numba or numpy version.
+# most of the generator's time; this one is a few instructions, and its stream does
+# not depend on the numba or numpy version (the log-based draws rest on libm).
 _SM_GAMMA = np.uint64(0x9E3779B97F4A7C15)
 _SM_MUL1 = np.uint64(0xBF58476D1CE4E5B9)
 _SM_MUL2 = np.uint64(0x94D049BB133111EB)
@@ -431,11 +448,8 @@ def _randint(rs, lo, hi):
 
 @numba.njit(_I64(_RS, _F64), cache=True)
 def _geom(rs, p):
-    """Trials up to the first success (>= 1); the means used are small, so a loop is cheapest."""
-    k = 1
-    while _u01(rs) >= p:
-        k += 1
-    return k
+    """Trials up to the first success (>= 1), by inversion: one draw, no data-dependent loop."""
+    return 1 + np.int64(np.log(1.0 - _u01(rs)) / np.log(1.0 - p))
 
 
 @numba.njit(_F64(_RS, _F64), cache=True)
@@ -450,10 +464,6 @@ def _expo(rs, mean):
 # formats.py puts it, and sets each slot it used back to the sentinel -1 (every
 # real value is >= 0).  A field the kernel forgot is therefore an error, never a
 # stale value or a hole.
-#
-# Compile time shapes this code: numba compiles a helper anew for each distinct
-# literal argument (a global constant is a literal), so helpers take values that
-# are not literals (np.int64(...)) and the tiny ones are inlined instead.
 _NF = len(_FIELD_NAMES)
 _UNSET = -1
 
@@ -475,29 +485,54 @@ def _head(vals, locate, tracking, ts):
     vals[F_TIMESTAMP] = ts
 
 
-@numba.njit(_VOID(_T_OUT, _T_ENC, _I64A, _I64, _I64), cache=True)
-def _emit(out, enc, vals, i, tb):
+@numba.njit(cache=True, inline="always")
+def _encode(mbuf, mstart, mts, mtype, fields, row, count, tlen, vals, i, tb):
     """Encode message ``i`` of type ``tb`` from the values stored since the last one.
 
     It is stored as its MoldUDP64 block (u16 length, then the message), so that a
-    packet's blocks are one contiguous run of ``mbuf``.
+    packet's blocks are one contiguous run of ``mbuf``.  Inlined where messages are
+    made in bulk: a call with the arrays as arguments cost more than the encoding.
     """
-    mbuf, mstart, mts, mtype = out
-    efid, eoff, esize, en, tlen = enc
     vals[F_MESSAGE_TYPE] = tb
     mts[i] = vals[F_TIMESTAMP]
     ln = tlen[tb]
-    _put(mbuf, mstart[i], ln, _BLOCK_LEN)
-    base = mstart[i] + _BLOCK_LEN
-    for j in range(en[tb]):
-        fid = efid[tb, j]
+    p = mstart[i]
+    mbuf[p] = (ln >> 8) & 0xFF    # block length, u16
+    mbuf[p + 1] = ln & 0xFF
+    base = p + _BLOCK_LEN
+    r = row[tb]
+    for j in range(count[tb]):
+        e = fields[r + j]
+        fid = e & 0xFFFF
         v = vals[fid]
         if v < 0:
             raise ValueError("gen: a field of this ITCH message type was not set")
-        _put(mbuf, base + eoff[tb, j], v, esize[tb, j])
+        # Every field is written as 8 bytes, the value left-aligned, which LLVM turns
+        # into one byte-swapped 64-bit store (a byte loop of the field's own size cost
+        # ~10 ns a field).  The bytes past the field are overwritten by the fields after
+        # it (written in offset order) or, past the message, by the next message; mbuf
+        # has 8 spare bytes at its end.
+        q = base + ((e >> 16) & 0xFFFF)
+        w = np.uint64(v) << np.uint64(64 - 8 * (e >> 32))
+        mbuf[q] = (w >> np.uint64(56)) & 0xFF
+        mbuf[q + 1] = (w >> np.uint64(48)) & 0xFF
+        mbuf[q + 2] = (w >> np.uint64(40)) & 0xFF
+        mbuf[q + 3] = (w >> np.uint64(32)) & 0xFF
+        mbuf[q + 4] = (w >> np.uint64(24)) & 0xFF
+        mbuf[q + 5] = (w >> np.uint64(16)) & 0xFF
+        mbuf[q + 6] = (w >> np.uint64(8)) & 0xFF
+        mbuf[q + 7] = w & 0xFF
         vals[fid] = _UNSET
     mstart[i + 1] = base + ln
     mtype[i] = tb
+
+
+@numba.njit(_VOID(_T_OUT, _T_ENC, _I64A, _I64, _I64), cache=True)
+def _emit(out, enc, vals, i, tb):
+    """:func:`_encode` for the rarer messages (a call, with the arrays in tuples)."""
+    mbuf, mstart, mts, mtype = out
+    fields, row, count, tlen = enc
+    _encode(mbuf, mstart, mts, mtype, fields, row, count, tlen, vals, i, tb)
 
 
 @numba.njit(_I64(_RS, _F64A, _I64A), cache=True)
@@ -557,7 +592,8 @@ def _gap(rs, hb):
     return 1 + int(_expo(rs, _IDLE_GAP))
 
 
-@numba.njit(_VOID(_RS, _T_OUT, _T_ENC, _I64A, _I64, _I64, _I64, _I64A, _I64A, _I64A, _F64A, _I64A, _I64A, _I64A, _I64, _I64), cache=True)
+@numba.njit(_VOID(_RS, _T_OUT, _T_ENC, _I64A, _I64, _I64, _I64, _I64A, _I64A, _I64A, _F64A, _I64A,
+                 _I64A, _I64A, _I64, _I64), cache=True)
 def _extra(rs, out, enc, vals, i, tb, t, code, mid, trk, cdf, guide, mpids, ctr,
            last_match, last_match_sym):
     """Message ``i``: one of the rarer types, with valid field values for it."""
@@ -626,7 +662,8 @@ def _extra(rs, out, enc, vals, i, tb, t, code, mid, trk, cdf, guide, mpids, ctr,
     _emit(out, enc, vals, i, tb)
 
 
-@numba.njit(_VOID(_RS, _T_OUT, _T_ENC, _I64A, _I64, _I64, _I64, _I64A, _I64A, _I64A, _I64, _I64), cache=True)
+@numba.njit(_VOID(_RS, _T_OUT, _T_ENC, _I64A, _I64, _I64, _I64, _I64A, _I64A, _I64A, _I64, _I64),
+            cache=True)
 def _cross(rs, out, enc, vals, i, t, s, code, mid, trk, match, cross_type):
     """Message ``i``: the opening or closing cross of symbol ``s``."""
     trk[s] = (trk[s] + 1) & 0xFFFF
@@ -636,18 +673,19 @@ def _cross(rs, out, enc, vals, i, t, s, code, mid, trk, match, cross_type):
     vals[F_CROSS_PRICE] = mid[s] * 100
     vals[F_MATCH_NUMBER] = match
     vals[F_CROSS_TYPE] = cross_type
-    _emit(out, enc, vals, i, np.int64(TY_Q))
+    _emit(out, enc, vals, i, TY_Q)
 
 
 @numba.njit(_VOID(_T_OUT, _T_ENC, _I64A, _I64, _I64, _I64), cache=True)
 def _system_event(out, enc, vals, i, t, event):
     _head(vals, 0, 0, t)
     vals[F_EVENT_CODE] = event
-    _emit(out, enc, vals, i, np.int64(TY_S))
+    _emit(out, enc, vals, i, TY_S)
 
 
-# Columns of the live-order table.
+# The live-order table: _O_W columns per order, flat (2-D indexing costs more in numba).
 _O_REF, _O_SYM, _O_SIDE, _O_SHARES, _O_PRICE = range(5)
+_O_W = 5
 
 
 @numba.njit(cache=True)
@@ -656,10 +694,12 @@ def _simulate(n_body, code, mid, tier1, cdf, guide, mpids, all_types, hb, seed, 
     """Write the day's messages (skeleton + ``n_body`` trading messages); returns how many."""
     rs = np.full(1, seed, np.uint64)
     vals = np.full(_NF, _UNSET, np.int64)
+    mbuf, mstart, mts, mtype = out
+    fields, row, count, tlen = enc
     ns = len(code)
     trk = np.zeros(ns, np.int64)
     ctr = np.zeros(1, np.int64)      # tracking number of market-wide messages
-    book = np.empty((live_cap, 5), np.int64)
+    book = np.empty(live_cap * _O_W, np.int64)
     n_live = 0
     next_ref = 1 + _randint(rs, 0, 1000)
     next_match = 1 + _randint(rs, 0, 1000)
@@ -669,7 +709,7 @@ def _simulate(n_body, code, mid, tier1, cdf, guide, mpids, all_types, hb, seed, 
     t = _T_OPEN_MESSAGES
 
     # ---- start of day
-    _system_event(out, enc, vals, i, t, np.int64(CH_O))
+    _system_event(out, enc, vals, i, t, CH_O)
     i += 1
     t += 100_000
     for s in range(ns):
@@ -692,10 +732,10 @@ def _simulate(n_body, code, mid, tier1, cdf, guide, mpids, all_types, hb, seed, 
         vals[F_ETP_FLAG] = CH_N
         vals[F_ETP_LEVERAGE_FACTOR] = 0
         vals[F_INVERSE_INDICATOR] = CH_N
-        _emit(out, enc, vals, i, np.int64(TY_R))
+        _emit(out, enc, vals, i, TY_R)
         i += 1
     t = max(t + 1000, _T_SYSTEM_HOURS)
-    _system_event(out, enc, vals, i, t, np.int64(CH_S))
+    _system_event(out, enc, vals, i, t, CH_S)
     i += 1
     for s in range(ns):
         t += 1 + _randint(rs, 0, 3000)
@@ -705,34 +745,40 @@ def _simulate(n_body, code, mid, tier1, cdf, guide, mpids, all_types, hb, seed, 
         vals[F_TRADING_STATE] = CH_T
         vals[F_RESERVED] = CH_SPACE
         vals[F_REASON] = _TXT_BLANK4  # no reason while trading
-        _emit(out, enc, vals, i, np.int64(TY_H))
+        _emit(out, enc, vals, i, TY_H)
         i += 1
     t = max(t + 1000, _T_MARKET_OPEN)
-    _system_event(out, enc, vals, i, t, np.int64(CH_Q))
+    _system_event(out, enc, vals, i, t, CH_Q)
     i += 1
     for s in range(ns):  # opening crosses
         t += 1 + _randint(rs, 0, 2000)
-        _cross(rs, out, enc, vals, i, t, s, code, mid, trk, next_match, np.int64(CH_O))
+        _cross(rs, out, enc, vals, i, t, s, code, mid, trk, next_match, CH_O)
         last_match, last_match_sym = next_match, s
         next_match += 1 + _randint(rs, 0, 3)
         i += 1
 
     # ---- continuous trading
+    # all_types: the body opens with _FORCED (every order-book type, each on the most
+    # recent order), and one of each rarer type is spread over the rest of it.
+    n_forced = len(_FORCED) if all_types else 0
     n_extra = len(_EXTRA_TB)
     g = 0                                  # rarer types placed so far (all_types)
-    next_slot = n_body // (n_extra + 1)
+    spread = n_body - n_forced
+    next_slot = n_forced + spread // (n_extra + 1)
     for j in range(n_body):
         t += _gap(rs, hb)
-        if all_types and g < n_extra and (j >= next_slot or n_body - j <= n_extra - g):
+        forced = j < n_forced
+        if all_types and not forced and g < n_extra and (j >= next_slot or n_body - j <= n_extra - g):
             _extra(rs, out, enc, vals, i, _EXTRA_TB[g], t, code, mid, trk, cdf, guide, mpids,
                    ctr, last_match, last_match_sym)
             g += 1
-            next_slot = ((g + 1) * n_body) // (n_extra + 1)
+            next_slot = n_forced + ((g + 1) * spread) // (n_extra + 1)
             i += 1
             continue
-        if all_types and _u01(rs) < _P_EXTRA:
-            _extra(rs, out, enc, vals, i, _EXTRA_TB[_randint(rs, 0, len(_EXTRA_TB))], t, code, mid, trk, cdf, guide,
-                   mpids, ctr, last_match, last_match_sym)
+        if all_types and not forced and _u01(rs) < _P_EXTRA:
+            tb = _EXTRA_TB[_randint(rs, 0, len(_EXTRA_TB))]
+            _extra(rs, out, enc, vals, i, tb, t, code, mid, trk, cdf, guide, mpids, ctr,
+                   last_match, last_match_sym)
             i += 1
             continue
         r = _u01(rs)
@@ -742,7 +788,9 @@ def _simulate(n_body, code, mid, tier1, cdf, guide, mpids, all_types, hb, seed, 
                 ev = k
                 break
         adds = ev == EV_A or ev == EV_F
-        if n_live == 0 and not adds and ev != EV_P:
+        if forced:
+            ev = _FORCED[j]
+        elif n_live == 0 and not adds and ev != EV_P:
             ev = EV_A                       # nothing rests: an order event must be an add
         elif adds and n_live > 0 and (n_live >= live_cap
                                       or (n_live > live_target and _u01(rs) < 0.5)):
@@ -753,7 +801,7 @@ def _simulate(n_body, code, mid, tier1, cdf, guide, mpids, all_types, hb, seed, 
             trk[s] = (trk[s] + 1) & 0xFFFF
             _head(vals, s + 1, trk[s], t)
             side = _SIDES[_randint(rs, 0, len(_SIDES))]
-            sh = _shares(rs)
+            sh = 100 * _geom(rs, 0.3) if forced else _shares(rs)  # forced: X can be partial
             vals[F_SIDE] = side
             vals[F_SHARES] = sh
             vals[F_STOCK] = code[s]
@@ -764,31 +812,34 @@ def _simulate(n_body, code, mid, tier1, cdf, guide, mpids, all_types, hb, seed, 
                 vals[F_MATCH_NUMBER] = next_match
                 last_match, last_match_sym = next_match, s
                 next_match += 1 + _randint(rs, 0, 3)
-                _emit(out, enc, vals, i, np.int64(TY_P))
+                tb = TY_P
             else:
                 px = _limit_price(rs, mid[s], side == _SIDES[0])
                 vals[F_ORDER_REF] = next_ref
                 vals[F_PRICE] = px * 100
                 if ev == EV_F:
                     vals[F_ATTRIBUTION] = mpids[_randint(rs, 0, len(mpids))]
-                _emit(out, enc, vals, i, np.int64(TY_A if ev == EV_A else TY_F))
-                book[n_live, _O_REF] = next_ref
-                book[n_live, _O_SYM] = s
-                book[n_live, _O_SIDE] = side
-                book[n_live, _O_SHARES] = sh
-                book[n_live, _O_PRICE] = px
+                tb = TY_A if ev == EV_A else TY_F
+                book[n_live * _O_W + _O_REF] = next_ref
+                book[n_live * _O_W + _O_SYM] = s
+                book[n_live * _O_W + _O_SIDE] = side
+                book[n_live * _O_W + _O_SHARES] = sh
+                book[n_live * _O_W + _O_PRICE] = px
                 n_live += 1
                 # References increase; NASDAQ's skip numbers (other books, hidden orders).
                 next_ref += 1 + (_randint(rs, 1, 5) if _u01(rs) < 0.3 else 0)
+            _encode(mbuf, mstart, mts, mtype, fields, row, count, tlen, vals, i, tb)
             i += 1
             continue
         # An event on a live order: mostly a recent one.
-        if _u01(rs) < _P_RECENT:
+        if forced:
+            k = n_live - 1
+        elif _u01(rs) < _P_RECENT:
             k = n_live - 1 - min(n_live - 1, int(_expo(rs, _RECENT_MEAN)))
         else:
             k = _randint(rs, 0, n_live)
-        s = book[k, _O_SYM]
-        rem = book[k, _O_SHARES]
+        s = book[k * _O_W + _O_SYM]
+        rem = book[k * _O_W + _O_SHARES]
         if ev == EV_X and rem < 2:
             ev = EV_D                       # a cancel of everything is a delete on NASDAQ
         _walk(rs, mid, s)
@@ -796,63 +847,65 @@ def _simulate(n_body, code, mid, tier1, cdf, guide, mpids, all_types, hb, seed, 
         _head(vals, s + 1, trk[s], t)
         gone = False
         if ev == EV_D:
-            vals[F_ORDER_REF] = book[k, _O_REF]
-            _emit(out, enc, vals, i, np.int64(TY_D))
+            vals[F_ORDER_REF] = book[k * _O_W + _O_REF]
+            tb = TY_D
             gone = True
         elif ev == EV_U:
             sh = _shares(rs)
-            px = _limit_price(rs, mid[s], book[k, _O_SIDE] == _SIDES[0])  # same side
-            vals[F_ORIGINAL_ORDER_REF] = book[k, _O_REF]
+            px = _limit_price(rs, mid[s], book[k * _O_W + _O_SIDE] == _SIDES[0])  # same side
+            vals[F_ORIGINAL_ORDER_REF] = book[k * _O_W + _O_REF]
             vals[F_NEW_ORDER_REF] = next_ref
             vals[F_SHARES] = sh
             vals[F_PRICE] = px * 100
-            _emit(out, enc, vals, i, np.int64(TY_U))
-            book[k, _O_REF] = next_ref
-            book[k, _O_SHARES] = sh
-            book[k, _O_PRICE] = px
+            tb = TY_U
+            book[k * _O_W + _O_REF] = next_ref
+            book[k * _O_W + _O_SHARES] = sh
+            book[k * _O_W + _O_PRICE] = px
             next_ref += 1 + (_randint(rs, 1, 5) if _u01(rs) < 0.3 else 0)
         elif ev == EV_X:
             q = _randint(rs, 1, rem)        # partial: 1..rem-1
-            vals[F_ORDER_REF] = book[k, _O_REF]
+            vals[F_ORDER_REF] = book[k * _O_W + _O_REF]
             vals[F_CANCELLED_SHARES] = q
-            _emit(out, enc, vals, i, np.int64(TY_X))
-            book[k, _O_SHARES] = rem - q
+            tb = TY_X
+            book[k * _O_W + _O_SHARES] = rem - q
         else:  # E or C: all of it most of the time, else part
             q = rem if _u01(rs) < 0.6 else _randint(rs, 1, rem + 1)
-            vals[F_ORDER_REF] = book[k, _O_REF]
+            vals[F_ORDER_REF] = book[k * _O_W + _O_REF]
             vals[F_EXECUTED_SHARES] = q
             vals[F_MATCH_NUMBER] = next_match
             if ev == EV_C:
                 vals[F_PRINTABLE] = CH_Y if _u01(rs) < 0.9 else CH_N
-                vals[F_EXECUTION_PRICE] = max(1, book[k, _O_PRICE] + _randint(rs, -2, 3)) * 100
-                _emit(out, enc, vals, i, np.int64(TY_C))
+                vals[F_EXECUTION_PRICE] = max(1, book[k * _O_W + _O_PRICE] + _randint(rs, -2, 3)) * 100
+                tb = TY_C
             else:
-                _emit(out, enc, vals, i, np.int64(TY_E))
+                tb = TY_E
             last_match, last_match_sym = next_match, s
             next_match += 1 + _randint(rs, 0, 3)
-            book[k, _O_SHARES] = rem - q
+            book[k * _O_W + _O_SHARES] = rem - q
             gone = rem == q
+        # The one place the bulk of the messages is encoded (inlined: see _encode).
+        _encode(mbuf, mstart, mts, mtype, fields, row, count, tlen, vals, i, tb)
         i += 1
         if gone:  # swap-remove: the last live order takes its slot
             n_live -= 1
-            for c in range(5):
-                book[k, c] = book[n_live, c]
+            for c in range(_O_W):
+                book[k * _O_W + c] = book[n_live * _O_W + c]
 
     # ---- end of day
     t += _SEC + _randint(rs, 0, _SEC)  # the market goes quiet before the close
     for s in range(ns):  # closing crosses
         t += 1 + _randint(rs, 0, 2000)
-        _cross(rs, out, enc, vals, i, t, s, code, mid, trk, next_match, np.int64(CH_C))
+        _cross(rs, out, enc, vals, i, t, s, code, mid, trk, next_match, CH_C)
         next_match += 1 + _randint(rs, 0, 3)
         i += 1
     t += 1_000_000
-    _system_event(out, enc, vals, i, t, np.int64(CH_M))
+    _system_event(out, enc, vals, i, t, CH_M)
     i += 1
     t += 5 * _SEC
-    _system_event(out, enc, vals, i, t, np.int64(CH_E))
+    _system_event(out, enc, vals, i, t, CH_E)
     i += 1
     t += _SEC
-    _system_event(out, enc, vals, i, t, np.int64(CH_C))
+    _system_event(out, enc, vals, i, t, CH_C)
     i += 1
     return i
 
@@ -993,10 +1046,22 @@ def _capture_order(k_kind, k_send, k_plen, eth_len, gap_rate, ab, seed, drop, f_
     return m
 
 
+@numba.njit(cache=True, inline="always")
+def _be16(buf, pos, v):
+    buf[pos] = (v >> 8) & 0xFF
+    buf[pos + 1] = v & 0xFF
+
+
 @numba.njit(cache=True)
 def _frames(img, f_pkt, f_copy, f_ts, f_off, f_len, start_ns, k_first, k_count, k_seq, k_plen,
-            mbuf, mstart, eth, eth_len, ip_src, ip_dst, sport, dport, ip_id0, session, mold):
-    """Write each frame, after its pcap record header, into the capture image."""
+            mbuf, mstart, hdr, hsum, eth_len, ip_id0, mold):
+    """Write each frame, after its pcap record header, into the capture image.
+
+    ``hdr[c * len(hdr) // 2:]`` is feed copy ``c``'s frame header up to the MoldUDP64 sequence number
+    with the per-packet fields zero; ``hsum[c]`` the ones'-complement sum of its IPv4
+    header words, so a frame's checksum only adds its total length and id.
+    """
+    nh = len(hdr) // 2
     for j in range(len(f_pkt)):
         k = f_pkt[j]
         c = f_copy[j]
@@ -1012,36 +1077,22 @@ def _frames(img, f_pkt, f_copy, f_ts, f_off, f_len, start_ns, k_first, k_count, 
             img[r + 8 + bb] = (flen >> (8 * bb)) & 0xFF
             img[r + 12 + bb] = (flen >> (8 * bb)) & 0xFF
         p = f_off[j]
-        for q in range(eth_len):
-            img[p + q] = eth[c, q]
+        for q in range(nh):
+            img[p + q] = hdr[c * nh + q]
         ip = p + eth_len
         plen = k_plen[k]
-        _put(img, ip, 0x45, 1)                         # version 4, IHL 5
-        _put(img, ip + 1, 0, 1)
-        _put(img, ip + 2, IPV4_HEADER + UDP_HEADER + plen, 2)
-        _put(img, ip + 4, (ip_id0[c] + k) & 0xFFFF, 2)  # one id per packet sent, lost ones too
-        _put(img, ip + 6, _IP_DF, 2)
-        _put(img, ip + 8, _TTL, 1)
-        _put(img, ip + 9, IP_PROTO_UDP, 1)
-        _put(img, ip + 10, 0, 2)
-        _put(img, ip + 12, ip_src[c], 4)
-        _put(img, ip + 16, ip_dst[c], 4)
-        s = 0
-        for q in range(0, IPV4_HEADER, 2):
-            s += (np.int64(img[ip + q]) << 8) | np.int64(img[ip + q + 1])
-        while s > 0xFFFF:
-            s = (s & 0xFFFF) + (s >> 16)
-        _put(img, ip + 10, (~s) & 0xFFFF, 2)
-        u = ip + IPV4_HEADER
-        _put(img, u, sport[c], 2)
-        _put(img, u + 2, dport[c], 2)
-        _put(img, u + 4, UDP_HEADER + plen, 2)
-        _put(img, u + 6, 0, 2)                         # no UDP checksum, as the feeds send
-        m = u + UDP_HEADER
-        for q in range(len(session)):
-            img[m + mold[0] + q] = session[q]
-        _put(img, m + mold[1], k_seq[k], mold[3])
-        _put(img, m + mold[2], k_count[k], mold[4])
+        total = IPV4_HEADER + UDP_HEADER + plen
+        ip_id = (ip_id0[c] + k) & 0xFFFF          # one id per packet sent, lost ones too
+        _be16(img, ip + _IP_TOTAL_LENGTH, total)
+        _be16(img, ip + _IP_ID, ip_id)
+        csum = hsum[c] + total + ip_id
+        csum = (csum & 0xFFFF) + (csum >> 16)
+        csum = (csum & 0xFFFF) + (csum >> 16)
+        _be16(img, ip + _IP_CHECKSUM, (~csum) & 0xFFFF)
+        _be16(img, ip + IPV4_HEADER + _UDP_LENGTH, UDP_HEADER + plen)
+        m = ip + IPV4_HEADER + UDP_HEADER
+        _put(img, m + mold[0], k_seq[k], mold[2])
+        _put(img, m + mold[1], k_count[k], mold[3])
         w = m + MOLD_HEADER_SIZE
         if k_count[k] != MOLD_HEARTBEAT and k_count[k] != MOLD_END_OF_SESSION:
             a = mstart[k_first[k]]
@@ -1088,22 +1139,59 @@ def _ethernet(dst_ip: int, src_mac: bytes, vlans: tuple[int, ...]) -> bytes:
     return hdr + struct.pack(">H", ETHERTYPE_IPV4)
 
 
+def _frame_header(cfg: GenConfig, copy: int) -> tuple[bytes, int]:
+    """Feed copy ``copy``'s frame header up to the MoldUDP64 sequence number, with total
+    length, id, checksum and UDP length zero, and the ones'-complement sum of its IPv4 words."""
+    dst = cfg._group("dst_ip" if copy == 0 else "dst_ip_b")
+    eth = _ethernet(dst, _SRC_MAC[copy], cfg._vlans())
+    ip = struct.pack(">BBHHHBBHII", 0x45, 0, 0, 0, _IP_DF, _TTL, IP_PROTO_UDP, 0, _SRC_IP[copy], dst)
+    udp = struct.pack(">HHHH", _SRC_PORT[copy], cfg.port if copy == 0 else cfg.port_b, 0, 0)
+    session = bytes(cfg.session)
+    mold = bytearray(_MOLD["sequence"].offset)
+    mold[_MOLD["session"].offset:_MOLD["session"].offset + len(session)] = session
+    return eth + ip + udp + bytes(mold), sum(struct.unpack(">10H", ip))
+
+
 def _pcap_header() -> bytes:
+    """The classic pcap global header write_pcap writes: nanosecond, v2.4, Ethernet."""
     return struct.pack("<IHHiIII", _PCAP_MAGIC_NS, 2, 4, 0, 0, _PCAP_SNAPLEN, _PCAP_LINKTYPE_ETHERNET)
 
 
-def generate_with_stats(config: GenConfig) -> tuple[FrameBatch, GenStats]:
-    """Generate the feed in memory.
+_PCAP_HEADER_SIZE = len(_pcap_header())
 
-    Returns
-    -------
-    batch : FrameBatch
-        The capture's frames; ``batch.buf`` is the complete classic pcap image
-        (nanosecond timestamps, Ethernet), frames pointing into it.
-    stats : GenStats
-        What the capture holds.
-    """
-    cfg = config
+
+@dataclass
+class _Plan:
+    """Everything the frames are written from; frames ``a..b`` can be written alone."""
+
+    cfg: GenConfig
+    stats: GenStats
+    mbuf: np.ndarray       # message blocks, contiguous per packet
+    mstart: np.ndarray     # message i's block at mbuf[mstart[i]:mstart[i + 1]]
+    k_first: np.ndarray    # per packet: first message, count field, sequence, payload length
+    k_count: np.ndarray
+    k_seq: np.ndarray
+    k_plen: np.ndarray
+    f_pkt: np.ndarray      # per frame, in capture order: packet, feed copy, capture time
+    f_copy: np.ndarray
+    f_ts: np.ndarray
+    f_len: np.ndarray      # frame length
+    f_off: np.ndarray      # offset of the frame in the pcap file (after its record header)
+    hdr: np.ndarray        # the A then the B frame header template (see _frame_header)
+    hsum: np.ndarray       # their IPv4 header word sums
+    eth_len: int
+    ip_id0: np.ndarray
+
+    def render(self, out: np.ndarray, a: int, b: int, base: int) -> None:
+        """Write frames ``a..b`` with their record headers into ``out`` (file bytes from ``base`` on)."""
+        _frames(out, self.f_pkt[a:b], self.f_copy[a:b], self.f_ts[a:b], self.f_off[a:b] - base,
+                self.f_len[a:b], np.int64(self.cfg.start_ns), self.k_first, self.k_count, self.k_seq,
+                self.k_plen, self.mbuf, self.mstart, self.hdr, self.hsum, self.eth_len, self.ip_id0,
+                _MOLD_OFF)
+
+
+def _plan(cfg: GenConfig) -> _Plan:
+    """Simulate the day, pack it into packets and lay out the capture (no frame written yet)."""
     # Independent streams per stage, so that e.g. gap_rate does not change the messages.
     seeds = [np.uint64(x) for x in np.random.SeedSequence(cfg.seed).generate_state(5, np.uint64)]
     rng = np.random.default_rng(int(seeds[0]))
@@ -1119,14 +1207,15 @@ def generate_with_stats(config: GenConfig) -> tuple[FrameBatch, GenStats]:
     tier1 = weight >= np.quantile(weight, 0.8)     # the most active fifth: LULD tier 1
     mpids = _text_codes(rng, 16, 4)
 
+    # ---- the messages
     n = cfg.messages
     n_body = n - min_messages(ns)   # the body includes the all_types sprinkles
     # Above the target, adds turn into deletes half the time, so the book stays well
     # below twice the target; the cap is a hard bound the kernel also enforces.
     live_target = _LIVE_PER_SYMBOL * ns + 100
     live_cap = min(n_body + 1, 2 * live_target)
-    # Untouched pages of the worst-case buffer never become resident.
-    mbuf = np.empty(n * (_BLOCK_LEN + _MAX_MESSAGE), np.uint8)
+    # Sized for the longest message; pages never written never become resident.
+    mbuf = np.empty(n * (_BLOCK_LEN + _MAX_MESSAGE) + 8, np.uint8)
     mstart = np.zeros(n + 1, np.int64)
     mts = np.empty(n, np.int64)
     mtype = np.empty(n, np.uint8)
@@ -1134,64 +1223,71 @@ def generate_with_stats(config: GenConfig) -> tuple[FrameBatch, GenStats]:
                         cfg.heartbeat_interval_ns, seeds[1], live_cap, live_target,
                         _ENC, (mbuf, mstart, mts, mtype))
     assert written == n, (written, n)
+    per = np.bincount(mtype, minlength=256)
+    del mtype
 
-    # MoldUDP64 packets.
-    eth_a = _ethernet(cfg._group("dst_ip"), _SRC_MAC[0], cfg._vlans())
-    eth_len = len(eth_a)
+    # ---- MoldUDP64 packets: data, heartbeats in the silences, end of session
+    (ha, sa), (hb, sb) = _frame_header(cfg, 0), _frame_header(cfg, 1)
+    eth_len = len(ha) - IPV4_HEADER - UDP_HEADER - _MOLD["sequence"].offset
     max_payload = cfg.mtu - IPV4_HEADER - UDP_HEADER
-    d_first = np.empty(n, np.int64)
-    d_count = np.empty(n, np.int64)
-    d_send = np.empty(n, np.int64)
+    d_first, d_count, d_send = (np.empty(n, np.int64) for _ in range(3))
     nd = _packetize(mstart, mts, cfg.max_messages_per_packet, max_payload, seeds[2],
                     d_first, d_count, d_send)
-    d_first, d_count, d_send = d_first[:nd], d_count[:nd], d_send[:nd]
+    del mts
+    d_first, d_count, d_send = d_first[:nd].copy(), d_count[:nd].copy(), d_send[:nd].copy()
     nk = nd + _heartbeat_count(d_send, cfg.heartbeat_interval_ns) + 1
-    k_kind = np.empty(nk, np.int64)
-    k_first, k_count, k_seq = np.empty(nk, np.int64), np.empty(nk, np.int64), np.empty(nk, np.int64)
-    k_send, k_plen = np.empty(nk, np.int64), np.empty(nk, np.int64)
+    k_kind, k_first, k_count, k_seq, k_send, k_plen = (np.empty(nk, np.int64) for _ in range(6))
     got = _schedule(d_first, d_count, d_send, n, cfg.heartbeat_interval_ns, mstart,
                     k_kind, k_first, k_count, k_seq, k_send, k_plen)
     assert got == nk, (got, nk)
+    del d_first, d_count, d_send
 
-    # Which frames the capture holds, and when.
+    # ---- which frames the capture holds, and when
     copies = 2 if cfg.ab else 1
     drop = np.empty(nk, np.bool_)
-    f_pkt = np.empty(copies * nk, np.int64)
-    f_copy = np.empty(copies * nk, np.int64)
-    f_ts = np.empty(copies * nk, np.int64)
+    f_pkt, f_copy, f_ts = (np.empty(copies * nk, np.int64) for _ in range(3))
     nf = _capture_order(k_kind, k_send, k_plen, eth_len, float(cfg.gap_rate), bool(cfg.ab), seeds[3],
                         drop, f_pkt, f_copy, f_ts)
     f_pkt, f_copy, f_ts = f_pkt[:nf], f_copy[:nf], f_ts[:nf]
 
-    # The pcap image: global header, then (record header, frame) per frame.
+    # ---- the pcap file's layout: global header, then (record header, frame) per frame
     f_len = np.maximum(ETH_MIN_FRAME, eth_len + IPV4_HEADER + UDP_HEADER + k_plen[f_pkt])
-    head = _pcap_header()
-    f_off = len(head) + _PCAP_RECORD * np.arange(1, nf + 1, dtype=np.int64)
+    f_off = _PCAP_HEADER_SIZE + _PCAP_RECORD * np.arange(1, nf + 1, dtype=np.int64)
     if nf:
         f_off[1:] += np.cumsum(f_len)[:-1]
-    total = len(head) + _PCAP_RECORD * nf + int(f_len.sum())
-    img = np.empty(total, np.uint8)
-    img[:len(head)] = np.frombuffer(head, np.uint8)
-    eth = np.frombuffer(eth_a + _ethernet(cfg._group("dst_ip_b"), _SRC_MAC[1], cfg._vlans()),
-                        np.uint8).reshape(2, eth_len)
-    ip_id0 = np.array([int(seeds[4]) & 0xFFFF, (int(seeds[4]) >> 16) & 0xFFFF], np.int64)
-    _frames(img, f_pkt, f_copy, f_ts, f_off, f_len, np.int64(cfg.start_ns), k_first, k_count, k_seq,
-            k_plen, mbuf, mstart, eth, eth_len,
-            np.array(_SRC_IP, np.int64), np.array([cfg._group("dst_ip"), cfg._group("dst_ip_b")], np.int64),
-            np.array(_SRC_PORT, np.int64), np.array([cfg.port, cfg.port_b], np.int64), ip_id0,
-            np.frombuffer(bytes(cfg.session), np.uint8), _MOLD_OFF)
+    total = _PCAP_HEADER_SIZE + _PCAP_RECORD * nf + int(f_len.sum())
 
-    batch = FrameBatch(img, f_off, f_len.astype(np.int64),
-                       (np.int64(cfg.start_ns) + f_ts).astype(np.uint64), np.zeros(nf, np.bool_))
-
-    per = np.bincount(mtype, minlength=256)
     lost = drop & (k_kind == 0)
-    runs = int(lost[0]) + int(np.count_nonzero(lost[1:] & ~lost[:-1])) if nk else 0
+    runs = int(lost[0]) + int(np.count_nonzero(lost[1:] & ~lost[:-1]))
     stats = GenStats(
         messages=n, packets=nk, heartbeats=int(np.count_nonzero(k_kind == 1)), frames=nf,
         bytes=total, per_type={m.code: int(per[m.type_byte]) for m in MESSAGES if per[m.type_byte]},
         gaps=runs, gap_packets=int(lost.sum()), gap_messages=int(k_count[lost].sum()))
-    return batch, stats
+    return _Plan(cfg, stats, mbuf, mstart, k_first, k_count, k_seq, k_plen, f_pkt, f_copy, f_ts,
+                 f_len, f_off, np.frombuffer(ha + hb, np.uint8),
+                 np.array([sa, sb], np.int64), eth_len,
+                 np.array([int(seeds[4]) & 0xFFFF, (int(seeds[4]) >> 16) & 0xFFFF], np.int64))
+
+
+def generate_with_stats(config: GenConfig) -> tuple[FrameBatch, GenStats]:
+    """Generate the feed in memory.
+
+    Returns
+    -------
+    batch : FrameBatch
+        The capture's frames; ``batch.buf`` is the complete classic pcap image
+        (nanosecond timestamps, Ethernet), frames pointing into it.
+    stats : GenStats
+        What the capture holds.
+    """
+    plan = _plan(config)
+    img = np.empty(plan.stats.bytes, np.uint8)
+    img[:_PCAP_HEADER_SIZE] = np.frombuffer(_pcap_header(), np.uint8)
+    plan.render(img, 0, plan.stats.frames, 0)
+    batch = FrameBatch(img, plan.f_off, plan.f_len,
+                       (np.int64(config.start_ns) + plan.f_ts).astype(np.uint64),
+                       np.zeros(plan.stats.frames, np.bool_))
+    return batch, plan.stats
 
 
 def generate(config: GenConfig) -> FrameBatch:
@@ -1199,19 +1295,44 @@ def generate(config: GenConfig) -> FrameBatch:
     return generate_with_stats(config)[0]
 
 
+#: generate_to_file writes the capture in pieces of about this many bytes.
+_FILE_CHUNK = 64 << 20
+
+
 def generate_to_file(path: str | os.PathLike, config: GenConfig) -> GenStats:
     """Generate the feed and write it as a classic nanosecond pcap.
 
     The bytes are those :func:`wiretick.host.capture.write_pcap` writes for
-    :func:`generate`'s batch; the image is already laid out, so it is written as is.
-    Like ``write_pcap``, the file appears under its name only once complete.
+    :func:`generate`'s batch (tested), written in pieces as they are laid out, so
+    the capture is never held whole in memory.  Like ``write_pcap``, the file
+    appears under its name only once complete.
+
+    Returns
+    -------
+    GenStats
+        What the capture holds.
     """
-    batch, stats = generate_with_stats(config)
+    plan = _plan(config)
+    nf = plan.stats.frames
+    ends = plan.f_off + plan.f_len   # file offset just past each frame
     tmp = Path(str(path) + ".partial")
     try:
-        batch.buf.tofile(tmp)
+        with open(tmp, "wb") as fh:
+            fh.write(_pcap_header())
+            # One buffer, reused: a fresh one per piece would be page-faulted in anew.
+            buf = np.empty(0, np.uint8)
+            a, base = 0, _PCAP_HEADER_SIZE
+            while a < nf:
+                # Frames a..b fill about one chunk (at least one frame).
+                b = max(a + 1, int(np.searchsorted(ends, base + _FILE_CHUNK, side="right")))
+                size = int(ends[b - 1]) - base
+                if size > len(buf):
+                    buf = np.empty(size, np.uint8)
+                plan.render(buf, a, b, base)
+                buf[:size].tofile(fh)
+                a, base = b, int(ends[b - 1])
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return stats
+    return plan.stats
