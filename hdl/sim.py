@@ -1,4 +1,4 @@
-"""Simulation helpers: frames to MAC beats, and packing/unpacking layout values.
+"""Simulation helpers: frames to MAC beats, packing/unpacking layout values, an AXI4-Lite master.
 
 Used by the tests (tests/test_hdl_*.py) and by :mod:`wiretick.hdl.bench`.  Pure
 Python, no simulator state: the testbenches call these to build the integers they
@@ -13,7 +13,7 @@ from amaranth.lib import data
 
 from .common import mac_beat_layout
 
-__all__ = ["Beat", "frame_beats", "pack", "unpack", "frames_to_beats"]
+__all__ = ["Beat", "frame_beats", "pack", "unpack", "frames_to_beats", "LiteMaster"]
 
 
 @dataclass(frozen=True)
@@ -233,3 +233,82 @@ def run_parser(frames: list[bytes], *, bad=None, ts_ns=None, ip_dst: int = 0, po
     ticks = np.frombuffer(raw, dtype=TICK_DTYPE).copy() if raw else np.zeros(0, TICK_DTYPE)
     counters = {c.name: v for c, v in zip(COUNTERS, result["counters"])}
     return ParserRun(ticks, counters, result["lost"], tick_cycles, frame_beat_cycles, result["cycles"])
+
+
+class LiteMaster:
+    """AXI4-Lite master for Amaranth async testbenches.
+
+    Each channel waits a random number of cycles first (continue with
+    probability ``p`` each cycle; ``p=1``: no delay), so a test explores the
+    slave's handshakes; the bench uses ``p=1``.
+    """
+
+    def __init__(self, bus, rng: "random.Random | None" = None, p: float = 1.0):
+        import random
+        self.bus = bus
+        self.rng = rng or random.Random(0)
+        self.p = p
+
+    async def _delay(self, ctx):
+        while self.rng.random() >= self.p:
+            await ctx.tick()
+
+    async def write(self, ctx, addr: int, value: int, strb: int = 0xF):
+        bus = self.bus
+        await self._delay(ctx)
+        ctx.set(bus.awaddr, addr)
+        ctx.set(bus.awvalid, 1)
+        if self.rng.random() < 0.5:       # W may come later than AW (and the other way round)
+            await self._delay(ctx)
+        ctx.set(bus.wdata, value)
+        ctx.set(bus.wstrb, strb)
+        ctx.set(bus.wvalid, 1)
+        aw = w = False
+        while not (aw and w):
+            _, _, awv, awr, wv, wr = await ctx.tick().sample(bus.awvalid, bus.awready, bus.wvalid, bus.wready)
+            if awv and awr:
+                aw = True
+                ctx.set(bus.awvalid, 0)
+            if wv and wr:
+                w = True
+                ctx.set(bus.wvalid, 0)
+        await self._delay(ctx)
+        ctx.set(bus.bready, 1)
+        while True:
+            _, _, bv, resp = await ctx.tick().sample(bus.bvalid, bus.bresp)
+            if bv:
+                break
+        ctx.set(bus.bready, 0)
+        assert resp == 0
+
+    async def read(self, ctx, addr: int) -> int:
+        bus = self.bus
+        await self._delay(ctx)
+        ctx.set(bus.araddr, addr)
+        ctx.set(bus.arvalid, 1)
+        while True:
+            _, _, arr = await ctx.tick().sample(bus.arready)
+            if arr:
+                break
+        ctx.set(bus.arvalid, 0)
+        await self._delay(ctx)
+        ctx.set(bus.rready, 1)
+        while True:
+            _, _, rv, data, resp = await ctx.tick().sample(bus.rvalid, bus.rdata, bus.rresp)
+            if rv:
+                break
+        ctx.set(bus.rready, 0)
+        assert resp == 0
+        return data
+
+    async def read_reg(self, ctx, name: str) -> int:
+        from .regs import REG_BY_NAME, words
+        value = 0
+        for i, off in enumerate(words(REG_BY_NAME[name])):
+            value |= await self.read(ctx, off) << (32 * i)
+        return value
+
+    async def write_reg(self, ctx, name: str, value: int):
+        from .regs import REG_BY_NAME, words
+        for i, off in enumerate(words(REG_BY_NAME[name])):
+            await self.write(ctx, off, (value >> (32 * i)) & 0xFFFF_FFFF)

@@ -97,11 +97,17 @@ def _bench_host(messages: int, log: TextIO | None = None) -> dict[str, float]:
     return bench_host(messages, log=log)
 
 
+def _bench_sim(messages: int, log: TextIO | None = None) -> dict[str, float]:
+    from wiretick.sim.bench import bench_sim
+    return bench_sim(messages, log=log)
+
+
 #: Every suite by name: ``wiretick bench NAME``.
 SUITES: dict[str, Callable[..., dict[str, float]]] = {
     "decode": bench_decode,
     "parser": _bench_parser,
     "host": _bench_host,
+    "sim": _bench_sim,
 }
 
 

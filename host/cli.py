@@ -103,6 +103,23 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sim(args: argparse.Namespace) -> int:
+    from wiretick.sim.run import run_sim
+    res = run_sim(args.capture, args.output, _config(args), engine=args.engine, simulator=args.simulator,
+                  waves=args.waves, ring=args.ring, nslots=args.nslots, log=sys.stderr)
+    print(format_counters(res.counters), file=sys.stderr)
+    rate = res.cycles / res.wall_s if res.wall_s else 0.0
+    print(f"wrote {res.ticks} ticks to {args.output}: {res.cycles} cycles in {res.wall_s:.2f} s "
+          f"({rate / 1e6:.2f} M cycles/s, {args.engine} engine)", file=sys.stderr)
+    if args.ring:
+        print(f"ring {args.ring} stays for readers: wiretick.host.ring.Ring({args.ring!r})", file=sys.stderr)
+    if not res.guards_intact or res.violations:
+        print(f"wiretick sim: error: the device wrote outside its ring: {res.violations or 'guard bytes changed'}",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
 def _positive_float(text: str) -> float:
     try:
         v = float(text)
@@ -161,6 +178,24 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-overwrite", action="store_true", help="fail if the ring already exists")
     _add_filter_options(r)
     r.set_defaults(func=cmd_replay)
+
+    s = sub.add_parser("sim", help="simulate a capture through the device's RTL; same output as decode",
+                       description="Replay a capture through the Verilog of the whole device (parser, DMA, "
+                                   "registers), programmed by the host driver, its DMA writing a ring under "
+                                   "/dev/shm; the ticks a ring reader saw go to a .npy exactly as "
+                                   "`wiretick decode` writes it.")
+    s.add_argument("capture", help="pcap or pcapng file (Ethernet); pcapng CRC-error flags mark frames bad")
+    s.add_argument("-o", "--output", required=True, help="output .npy file of the tick dtype")
+    s.add_argument("--engine", choices=("fast", "cocotb"), default="fast",
+                   help="fast: Verilator + C++ harness (default); cocotb: the cocotb testbench")
+    s.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator",
+                   help="with --engine cocotb: the simulator (default verilator)")
+    s.add_argument("--waves", metavar="FILE", help="write waveforms (FST) of the whole run to FILE")
+    s.add_argument("--ring", metavar="NAME",
+                   help="name the ring (/dev/shm/NAME) so strategies can attach while it runs; it stays after")
+    s.add_argument("--nslots", type=int, default=1 << 16, help="ring slots, a power of two (default 2^16)")
+    _add_filter_options(s)
+    s.set_defaults(func=cmd_sim)
 
     b = sub.add_parser("bench", help="run benchmark suites and write named figures as JSON",
                        description="Run benchmark suites; prints the figures as JSON (and writes --json).")

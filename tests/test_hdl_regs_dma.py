@@ -7,7 +7,7 @@ import random
 from amaranth.hdl import Elaboratable, Module
 from amaranth.sim import Simulator
 
-from test_hdl_regs import LiteMaster
+from wiretick.hdl.sim import LiteMaster
 from wiretick.hdl.dma import TickDMA
 from wiretick.hdl.regs import RegisterFile
 

@@ -1,0 +1,176 @@
+"""The whole feed handler: MAC stream in, ticks into host memory, registers on AXI4-Lite.
+
+:class:`WiretickTop` wires the three blocks together::
+
+    mac ─▶ ItchParser ─ticks─▶ TickDMA ─▶ m_axi (AXI4 write master, host memory)
+              ▲   │counters      ▲ │status
+              │   ▼              │ ▼
+            RegisterFile ◀── s_axil (AXI4-Lite slave, the host's registers)
+              └─ NsClock ─▶ ts_rx (parser) and drop-event time (DMA)
+
+What the register file drives (docs/registers.md):
+
+- the parser's configuration: ``IP_DST``, ``PORT``, ``CHECK_IP_CHECKSUM``,
+  ``SEQUENCE_CHECK``;
+- the DMA engine's: ``ENABLE``, ``RING_BASE``, ``RING_LOG2``, ``SHADOW_ADDR``,
+  ``SHADOW_INTERVAL``;
+- the nanosecond clock, the ``timestamp`` of both (a tick's ``ts_rx``);
+
+and what it latches on ``SNAPSHOT``: the parser's counters and ``lost``
+(``PARSER_LOST``), the DMA engine's ``head``, ``dropped``, ``drop_events`` and
+``bus_errors``, and the clock.  ``DMA_STATE`` is live.
+
+Runs
+----
+A run starts on the cycle the DMA engine leaves ``OFF`` (``ENABLE`` is high and the
+engine samples the ring configuration).  On that cycle the parser is reset too
+(a synchronous reset of the parser alone), so a run is what the host expects of a
+fresh device: tick ``seq`` from 1 (the DMA engine numbers slots from 1), every
+parser counter from 0, no MoldUDP64 session tracked yet, ``PARSER_LOST`` 0.  The
+parser keeps running between runs (frames are counted while the engine is off,
+and the engine ignores their ticks); a frame in progress at the start of a run
+is abandoned (the reset parser waits for the next ``first`` beat).  Register
+values (the configuration) are not reset.
+
+The MAC stream is never back-pressured (``ready`` is constantly 1), nor is the
+parser: the DMA engine takes a tick every cycle and queues ``dma_fifo_depth`` of
+them while the bus stalls (a full queue drops ticks and writes drop events, see
+:mod:`wiretick.hdl.dma`).
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+from amaranth.hdl import Module, ResetInserter, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .axi import AXI4LiteSignature, AXI4WriteSignature
+from .common import mac_beat_layout
+from .dma import DMAState, TickDMA
+from .parser import ItchParser
+from .regs import MAP_SIZE, RegisterFile
+
+__all__ = ["WiretickTop", "TOP_NAME", "DEFAULT_NS_PER_CYCLE", "TOP_WAIVERS", "top_verilog", "lint_top"]
+
+#: Verilog module name of the top.
+TOP_NAME = "wiretick_top"
+
+#: 64-bit MAC datapath of 10GbE (XGMII/64b): 156.25 MHz, 6.4 ns a cycle.
+DEFAULT_NS_PER_CYCLE = Fraction(32, 5)
+
+_LITE_ADDR_BITS = (MAP_SIZE - 1).bit_length()
+
+
+class WiretickTop(wiring.Component):
+    """The SmartNIC feed handler: :class:`ItchParser`, :class:`TickDMA` and :class:`RegisterFile`.
+
+    Parameters
+    ----------
+    ns_per_cycle : int, Fraction or str
+        Clock period (the nanosecond clock's increment per cycle); default 6.4 ns
+        (156.25 MHz, a 10GbE MAC's 64-bit datapath).
+    dma_data_width, dma_fifo_depth, dma_max_outstanding, dma_max_log2 : int
+        :class:`TickDMA` parameters (``data_width``, ``fifo_depth``,
+        ``max_outstanding``, ``max_log2_slots``).
+    parser_fifo_depth : int
+        The parser's output queue (used only if the DMA engine stalled it; it never does).
+    dma_checks : bool
+        The DMA engine's simulation ``Assert``\\ s (off for Verilog: Yosys drops them).
+
+    Attributes
+    ----------
+    mac : In(stream.Signature(mac_beat_layout(8), always_ready=True))
+        The MAC receive stream, 8 bytes a beat (:func:`~wiretick.hdl.common.mac_beat_layout`).
+    m_axi : Out(AXI4WriteSignature(64, dma_data_width))
+        Writes into host memory (ring slots and the shadow head).
+    s_axil : In(AXI4LiteSignature(addr_width, 32))
+        The register map (:data:`wiretick.hdl.regs.REGISTERS`).
+    """
+
+    def __init__(self, *, ns_per_cycle=DEFAULT_NS_PER_CYCLE, dma_data_width: int = 512, dma_fifo_depth: int = 64,
+                 dma_max_outstanding: int = 16, dma_max_log2: int = 24, parser_fifo_depth: int = 16,
+                 dma_checks: bool = False):
+        self.ns_per_cycle = ns_per_cycle
+        self.dma_data_width = dma_data_width
+        self.dma_fifo_depth = dma_fifo_depth
+        self.dma_max_outstanding = dma_max_outstanding
+        self.dma_max_log2 = dma_max_log2
+        self.parser_fifo_depth = parser_fifo_depth
+        self.dma_checks = dma_checks
+        super().__init__({
+            "mac": In(stream.Signature(mac_beat_layout(8), always_ready=True)),
+            "m_axi": Out(AXI4WriteSignature(addr_width=64, data_width=dma_data_width)),
+            "s_axil": In(AXI4LiteSignature(addr_width=_LITE_ADDR_BITS, data_width=32)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        regs = RegisterFile(ns_per_cycle=self.ns_per_cycle, counter_bits=64, dma_data_width=self.dma_data_width,
+                            dma_fifo_depth=self.dma_fifo_depth, dma_max_log2=self.dma_max_log2,
+                            addr_width=_LITE_ADDR_BITS)
+        dma = TickDMA(data_width=self.dma_data_width, fifo_depth=self.dma_fifo_depth,
+                      max_outstanding=self.dma_max_outstanding, max_log2_slots=self.dma_max_log2,
+                      addr_width=64, checks=self.dma_checks)
+        parser = ItchParser(8, fifo_depth=self.parser_fifo_depth, counter_bits=64)
+
+        # The cycle a run starts: the engine leaves OFF (to RUN, or to ERROR on a
+        # misaligned configuration) exactly when it is OFF with ENABLE high.
+        run_start = Signal()
+        m.d.comb += run_start.eq((dma.state == DMAState.OFF) & regs.enable)
+
+        m.submodules.regs = regs
+        m.submodules.dma = dma
+        m.submodules.parser = ResetInserter({"sync": run_start})(parser)
+
+        wiring.connect(m, wiring.flipped(self.s_axil), regs.bus)
+        wiring.connect(m, wiring.flipped(self.mac), parser.i_mac)
+        wiring.connect(m, parser.o_tick, dma.i_ticks)
+        wiring.connect(m, dma.bus, wiring.flipped(self.m_axi))
+        m.d.comb += [
+            parser.timestamp.eq(regs.timestamp),
+            parser.ip_dst.eq(regs.ip_dst),
+            parser.port.eq(regs.port),
+            parser.check_ip_checksum.eq(regs.check_ip_checksum),
+            parser.sequence_check.eq(regs.sequence_check),
+            dma.timestamp.eq(regs.timestamp),
+            dma.enable.eq(regs.enable),
+            dma.ring_base.eq(regs.ring_base),
+            dma.ring_log2.eq(regs.ring_log2),
+            dma.shadow_addr.eq(regs.shadow_addr),
+            dma.shadow_interval.eq(regs.shadow_interval),
+            regs.counters.eq(parser.counters),
+            regs.parser_lost.eq(parser.lost),
+            regs.dma_state.eq(dma.state),
+            regs.dma_head.eq(dma.head),
+            regs.dma_dropped.eq(dma.dropped),
+            regs.dma_drop_events.eq(dma.drop_events),
+            regs.dma_bus_errors.eq(dma.bus_errors),
+        ]
+        return m
+
+
+# =========================================================================== Verilog and lint
+
+#: The top needs no waiver of its own: the parser's, the DMA engine's and Amaranth's
+#: (:func:`wiretick.hdl.dma.lint_hierarchy`) cover the generated text, and every port
+#: of the top is used (the register file's unused AxPROT and address bits 1..0 are
+#: read by the top, which passes them to the register file; inside the register
+#: file they are named aliases, waived as in every submodule).
+TOP_WAIVERS = ""
+
+
+def top_verilog(top: str = TOP_NAME, **kw) -> str:
+    """Verilog of :class:`WiretickTop` (``kw`` to its constructor)."""
+    from amaranth.back import verilog
+
+    from .common import toplevel_ports
+    dut = WiretickTop(**kw)
+    return verilog.convert(dut, name=top, ports=toplevel_ports(dut))
+
+
+def lint_top(top: str = TOP_NAME, text: str | None = None, **kw) -> str:
+    """Lint :class:`WiretickTop`; raise :class:`wiretick.sim.verilator.LintError` on findings."""
+    from .dma import lint_hierarchy
+    return lint_hierarchy(top_verilog(top, **kw) if text is None else text, top, TOP_WAIVERS)

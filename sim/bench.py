@@ -1,0 +1,130 @@
+"""``wiretick bench sim``: the simulators' speed on the same capture, measured in one run.
+
+- ``sim.cycles_per_s.fast``, ``sim.msgs_per_s.fast``: the fast engine
+  (:func:`wiretick.sim.fast.simulate`) on a generated feed of ``messages``
+  messages (at most :data:`FAST_MAX_MESSAGES`); wall time of the replay itself
+  (build cached beforehand, the ring reader included: it is part of the run);
+- ``sim.cycles_per_s.cocotb``: the cocotb whole path with Verilator on the same
+  feed recipe, :data:`SMALL_MESSAGES` messages long;
+- ``sim.cycles_per_s.amaranth``: Amaranth's own simulator running the same top
+  (registers over AXI4-Lite, an always-ready memory) on that recipe,
+  :data:`AMARANTH_MESSAGES` messages long (cycles/s do not depend on the length);
+- ``sim.fast_over_cocotb``, ``sim.fast_over_amaranth``: ratios of the above.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import TextIO
+
+__all__ = ["bench_sim", "amaranth_cycles_per_s", "FAST_MAX_MESSAGES", "SMALL_MESSAGES"]
+
+#: Most messages the fast engine replays in the bench (its run time stays under a minute).
+FAST_MAX_MESSAGES = 1_000_000
+#: Messages of the capture the cocotb and Amaranth simulators run.
+SMALL_MESSAGES = 2_000
+#: Messages of the slice Amaranth's simulator runs (it is the slowest by far).
+AMARANTH_MESSAGES = 500
+
+
+def amaranth_cycles_per_s(capture: str | Path, gap: int = 3) -> dict[str, float]:
+    """Amaranth's simulator running the whole top on ``capture``: cycles, wall seconds, cycles/s."""
+    from amaranth.sim import Simulator
+
+    from wiretick.hdl.sim import LiteMaster, frame_beats
+    from wiretick.hdl.top import WiretickTop
+    from wiretick.host.capture import read_frames
+
+    batch = read_frames(capture)
+    words = [[b.word(8) for b in frame_beats(batch.frame(i), 8, bool(batch.bad[i]))] for i in range(len(batch))]
+    dut = WiretickTop()
+    host = LiteMaster(dut.s_axil)
+    base, log2 = 1 << 32, 12
+    out: dict[str, float] = {}
+
+    async def memory(ctx):
+        bus = dut.m_axi
+        ctx.set(bus.awready, 1)
+        ctx.set(bus.wready, 1)
+        owed = 0
+        async for _, _, wv, last, bv, br in ctx.tick().sample(bus.wvalid, bus.wlast, bus.bvalid, bus.bready):
+            owed += int(wv and last) - int(bv and br)
+            ctx.set(bus.bvalid, owed > 0)
+
+    async def drive(ctx):
+        await host.write_reg(ctx, "RING_BASE", base)
+        await host.write_reg(ctx, "RING_LOG2", log2)
+        await host.write_reg(ctx, "SHADOW_ADDR", base - 64)
+        await host.write_reg(ctx, "SHADOW_INTERVAL", 64)
+        await host.write_reg(ctx, "ENABLE", 1)
+        mac_valid, mac_payload = dut.mac.valid, dut.mac.payload.as_value()
+        t0 = time.perf_counter()
+        cycles = 0
+        for fw in words:
+            ctx.set(mac_valid, 1)
+            for w in fw:
+                ctx.set(mac_payload, w)
+                await ctx.tick()
+            ctx.set(mac_valid, 0)
+            await ctx.tick().repeat(gap)
+            cycles += len(fw) + gap
+        await ctx.tick().repeat(32)
+        cycles += 32
+        out["wall_s"] = time.perf_counter() - t0
+        out["cycles"] = cycles
+
+    sim = Simulator(dut)
+    sim.add_clock(6.4e-9)
+    sim.add_testbench(drive)
+    sim.add_testbench(memory, background=True)
+    sim.run()
+    out["cycles_per_s"] = out["cycles"] / out["wall_s"]
+    return out
+
+
+def bench_sim(messages: int, log: TextIO | None = None) -> dict[str, float]:
+    """The figures of the module doc, every one measured in this run."""
+    from wiretick.host.gen import GenConfig, generate_to_file
+
+    from .cocotb_run import measure_cycles_per_s, simulator_available
+    from .fast import FastSim, simulate
+
+    n_fast = max(SMALL_MESSAGES, min(messages, FAST_MAX_MESSAGES))
+    figures: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="wiretick-bench-sim-") as tmp:
+        feed = Path(tmp) / "feed.pcap"
+        small, tiny = Path(tmp) / "small.pcap", Path(tmp) / "tiny.pcap"
+        # One feed recipe at three lengths: the slow simulators get the same kind of traffic.
+        for path, n in ((feed, n_fast), (small, SMALL_MESSAGES), (tiny, AMARANTH_MESSAGES)):
+            generate_to_file(path, GenConfig(messages=n, symbols=50, seed=1))
+
+        with FastSim(log=log) as sim:                 # builds (or finds) the library outside the timing
+            run = simulate(feed, sim=sim)
+        figures["sim.cycles_per_s.fast"] = round(run.cycles / run.wall_s)
+        figures["sim.msgs_per_s.fast"] = round(run.counters["messages"] / run.wall_s)
+        figures["sim.fast.messages"] = run.counters["messages"]
+        if log:
+            print(f"fast: {run.cycles} cycles, {run.counters['messages']} messages in {run.wall_s:.2f} s "
+                  f"({run.cycles / run.wall_s / 1e6:.2f} M cycles/s)", file=log)
+
+        why = simulator_available("verilator")
+        if why is None:
+            c = measure_cycles_per_s(small, simulator="verilator")
+            figures["sim.cycles_per_s.cocotb"] = round(c["cycles_per_s"])
+            if log:
+                print(f"cocotb: {c['cycles']} cycles in {c['wall_s']:.2f} s", file=log)
+        elif log:
+            print(f"cocotb: skipped: {why}", file=log)
+
+        a = amaranth_cycles_per_s(tiny)
+        figures["sim.cycles_per_s.amaranth"] = round(a["cycles_per_s"])
+        if log:
+            print(f"amaranth: {a['cycles']} cycles in {a['wall_s']:.2f} s", file=log)
+
+    fast_rate = figures["sim.cycles_per_s.fast"]
+    if "sim.cycles_per_s.cocotb" in figures:
+        figures["sim.fast_over_cocotb"] = round(fast_rate / figures["sim.cycles_per_s.cocotb"], 1)
+    figures["sim.fast_over_amaranth"] = round(fast_rate / figures["sim.cycles_per_s.amaranth"], 1)
+    return figures

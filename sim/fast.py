@@ -1,0 +1,412 @@
+"""The fast replay engine: the Verilated top in-process, driven from C, controlled from Python.
+
+Verilator compiles the Verilog of :class:`wiretick.hdl.top.WiretickTop` together
+with a small C++ harness (``sim/cpp/harness.cpp``) into a shared library, cached
+by a hash of the Verilog, the harness and the flags (:mod:`wiretick.sim.build`).
+Python loads it with ctypes.  The harness plays the MAC (frames straight from
+a capture's memory-mapped buffer, one 8-byte beat a cycle with the inter-frame
+gap), the host memory (DMA writes are ``memcpy``\\ s into the mapped ring file:
+the strategy's :class:`~wiretick.host.ring.Ring` sees them with no copy) and the
+host CPU's register accesses (AXI4-Lite), so no Python runs per cycle.
+
+Layers:
+
+- :class:`FastSim`: the library's API (create, ``map``, ``reg_read``/``reg_write``,
+  ``push_frames``, ``run_until_idle``, stats, traces);
+- :class:`FastBackend`: a :class:`wiretick.host.device.Backend` on it, so the
+  driver code is the one real hardware gets (``Device(FastBackend())``);
+- :func:`simulate`: a capture through the device into a ring, ticks collected
+  by a ring reader as they come (the engine of ``wiretick sim --engine fast``).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import subprocess
+import time
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from wiretick.host.device import Backend, Device, DmaBuffer, FileDma
+
+from .build import cached_dir, hash_inputs, tool_version, top_verilog_file
+
+__all__ = ["SimError", "build_library", "FastSim", "FastBackend", "SimRun", "simulate", "STAT_NAMES"]
+
+_HERE = Path(__file__).resolve().parent
+HARNESS = _HERE / "cpp" / "harness.cpp"
+
+#: Verilator options of the fast build.  ``-Wno-fatal``/``-Wno-lint``/``-Wno-style``:
+#: the lint findings Verilator would print are the ones `wiretick.hdl.top.lint_top`
+#: checks (with their justified waivers); the build does not repeat them.
+VERILATOR_FLAGS = ["-O3", "--x-assign", "fast", "--x-initial", "fast", "--noassert",
+                   "-Wno-fatal", "-Wno-lint", "-Wno-style"]
+CXX_FLAGS = ["-O2", "-fPIC", "-std=c++17"]
+
+STAT_NAMES = ("cycles", "beats", "frames", "bursts", "bytes_written", "unmapped", "guard_hits", "outside",
+              "protocol_errors", "slverr")
+
+
+class SimError(RuntimeError):
+    """The simulator could not be built or reported a failure."""
+
+
+def build_library(*, trace: bool = False, log=None, **top_kw) -> Path:
+    """The shared library of the top and the harness (cached; ``trace``: with FST support)."""
+    from .verilator import verilator_env, verilator_exe
+
+    verilog = top_verilog_file(**top_kw)
+    vflags = VERILATOR_FLAGS + (["--trace-fst"] if trace else [])
+    key = hash_inputs(verilog, HARNESS, vflags, CXX_FLAGS, tool_version("verilator"))
+
+    def build(d: Path) -> None:
+        env = verilator_env()
+        obj = d / "obj"
+        cmd = [verilator_exe(), "--cc", str(verilog), "--top-module", "wiretick_top", "--prefix", "Vtop",
+               "-Mdir", str(obj), "--exe", str(HARNESS), "-o", str(d / "libwiretick_sim.so"),
+               *vflags, "-CFLAGS", " ".join(CXX_FLAGS), "-LDFLAGS", "-shared"]
+        if trace:
+            cmd += ["-LDFLAGS", "-lz"]
+        jobs = str(max(1, min(4, os.cpu_count() or 1)))
+        for step in (cmd, ["make", "-j", jobs, "-C", str(obj), "-f", "Vtop.mk"]):
+            if log is not None:
+                print(f"fast engine build: {' '.join(step[:3])} ...", file=log)
+            res = subprocess.run(step, env=env, capture_output=True, text=True)
+            if res.returncode != 0:
+                raise SimError(f"fast engine build failed ({step[0]}):\n{(res.stdout + res.stderr)[-4000:]}")
+        # Keep the library, drop the objects (tens of MB).
+        for p in obj.iterdir():
+            if p.suffix in (".o", ".a", ".d", ".gch"):
+                p.unlink()
+
+    return cached_dir("fast", key, build) / "libwiretick_sim.so"
+
+
+_c = ctypes
+_LIBS: dict[Path, ctypes.CDLL] = {}
+
+
+def _load(path: Path) -> ctypes.CDLL:
+    lib = _LIBS.get(path)
+    if lib is not None:
+        return lib
+    lib = ctypes.CDLL(str(path))
+    P = _c.c_void_p
+    sig = {
+        "wt_create": (P, [_c.c_double]),
+        "wt_destroy": (None, [P]),
+        "wt_has_trace": (_c.c_int, []),
+        "wt_trace_open": (_c.c_int, [P, _c.c_char_p]),
+        "wt_trace_close": (None, [P]),
+        "wt_map": (_c.c_int, [P, _c.c_uint64, _c.c_uint64, _c.c_char_p]),
+        "wt_unmap": (_c.c_int, [P, _c.c_uint64]),
+        "wt_allow": (_c.c_int, [P, _c.c_uint64, _c.c_uint64, _c.c_uint64]),
+        "wt_guards_intact": (_c.c_int, [P]),
+        "wt_set_bus": (None, [P, _c.c_uint32, _c.c_uint64]),
+        "wt_stats": (None, [P, _c.POINTER(_c.c_uint64)]),
+        "wt_cycles": (_c.c_uint64, [P]),
+        "wt_reg_write": (_c.c_uint32, [P, _c.c_uint32, _c.c_uint32]),
+        "wt_reg_read": (_c.c_uint32, [P, _c.c_uint32, _c.POINTER(_c.c_int)]),
+        "wt_push": (_c.c_int64, [P, P, P, P, P, _c.c_int64, _c.c_int32]),
+        "wt_run": (None, [P, _c.c_int64]),
+        "wt_run_until_idle": (_c.c_int64, [P, _c.c_int64, _c.c_int64]),
+    }
+    for name, (res, args) in sig.items():
+        f = getattr(lib, name)
+        f.restype = res
+        f.argtypes = args
+    _LIBS[path] = lib
+    return lib
+
+
+class FastSim:
+    """One simulated device (the Verilated top and its harness).
+
+    Parameters
+    ----------
+    trace : bool
+        Load the build with FST support (needed for :meth:`trace`).
+    top_kw : dict
+        :class:`~wiretick.hdl.top.WiretickTop` parameters (a build per set).
+    """
+
+    def __init__(self, *, trace: bool = False, log=None, **top_kw):
+        from wiretick.hdl.top import DEFAULT_NS_PER_CYCLE
+        self.lib_path = build_library(trace=trace, log=log, **top_kw)
+        self._lib = _load(self.lib_path)
+        self.ns_per_cycle = Fraction(top_kw.get("ns_per_cycle", DEFAULT_NS_PER_CYCLE))
+        self._h = self._lib.wt_create(float(self.ns_per_cycle * 1000))
+        if not self._h:
+            raise SimError("wt_create failed")
+
+    # -------------------------------------------------------------- registers
+
+    def reg_write(self, addr: int, value: int) -> None:
+        resp = self._lib.wt_reg_write(self._h, addr, value & 0xFFFF_FFFF)
+        if resp == 0xFF:
+            raise SimError(f"register write at 0x{addr:X}: no response from the AXI4-Lite slave")
+
+    def reg_read(self, addr: int) -> int:
+        ok = _c.c_int(0)
+        v = self._lib.wt_reg_read(self._h, addr, _c.byref(ok))
+        if not ok.value:
+            raise SimError(f"register read at 0x{addr:X}: no response from the AXI4-Lite slave")
+        return int(v)
+
+    # -------------------------------------------------------------- host memory
+
+    def map(self, bus: int, size: int, path: str | os.PathLike) -> None:
+        """Map ``size`` bytes of the file ``path`` at bus address ``bus`` (DMA writes go there)."""
+        rc = self._lib.wt_map(self._h, bus, size, os.fsencode(path))
+        if rc == -2:
+            raise SimError(f"bus range 0x{bus:X}+{size} overlaps a mapped buffer (or its guard zones)")
+        if rc != 0:
+            raise SimError(f"cannot map {path}")
+
+    def unmap(self, bus: int) -> None:
+        self._lib.wt_unmap(self._h, bus)
+
+    def allow(self, bus: int, lo: int, hi: int) -> None:
+        """Only offsets ``[lo, hi)`` of the buffer at ``bus`` may be written (one call per range)."""
+        if self._lib.wt_allow(self._h, bus, lo, hi):
+            raise SimError(f"no buffer at bus address 0x{bus:X}")
+
+    def guards_intact(self) -> bool:
+        return bool(self._lib.wt_guards_intact(self._h))
+
+    def set_bus(self, b_latency: int = 2, ready_mask: int = 0) -> None:
+        """Memory timing: B response ``b_latency`` cycles after the last beat; AWREADY/WREADY
+        in cycle ``c`` = bit ``c % 64`` of ``ready_mask`` (0: always ready)."""
+        self._lib.wt_set_bus(self._h, b_latency, ready_mask & (2 ** 64 - 1))
+
+    def stats(self) -> dict[str, int]:
+        arr = (_c.c_uint64 * len(STAT_NAMES))()
+        self._lib.wt_stats(self._h, arr)
+        return dict(zip(STAT_NAMES, arr))
+
+    @property
+    def cycles(self) -> int:
+        return int(self._lib.wt_cycles(self._h))
+
+    # -------------------------------------------------------------- the MAC
+
+    def push_frames(self, buf: np.ndarray, offsets: np.ndarray, lengths: np.ndarray, bad: np.ndarray,
+                    gap: int = 3) -> int:
+        """Play frames ``buf[offsets[i]:offsets[i]+lengths[i]]`` at line rate; returns the cycles taken."""
+        buf = np.ascontiguousarray(buf, np.uint8)
+        off = np.ascontiguousarray(offsets, np.int64)
+        ln = np.ascontiguousarray(lengths, np.int64)
+        bd = np.ascontiguousarray(bad, np.uint8)
+        n = len(off)
+        if not (len(ln) == len(bd) == n):
+            raise ValueError("offsets, lengths and bad must have one entry per frame")
+        if n and (int(ln.min()) < 1 or int((off + ln).max()) > len(buf) or int(off.min()) < 0):
+            raise ValueError("a frame lies outside the buffer (or is empty)")
+        return int(self._lib.wt_push(self._h, buf.ctypes.data, off.ctypes.data, ln.ctypes.data, bd.ctypes.data,
+                                     n, int(gap)))
+
+    def run(self, cycles: int) -> None:
+        """``cycles`` idle cycles."""
+        self._lib.wt_run(self._h, int(cycles))
+
+    def run_until_idle(self, quiet: int = 32, max_cycles: int = 10_000_000) -> int:
+        """Idle the MAC until the memory bus has been quiet for ``quiet`` cycles; returns cycles run."""
+        n = int(self._lib.wt_run_until_idle(self._h, quiet, max_cycles))
+        if n < 0:
+            raise SimError(f"the device did not go idle within {max_cycles} cycles")
+        return n
+
+    # -------------------------------------------------------------- waves
+
+    def trace(self, path: str | os.PathLike) -> None:
+        """Write every signal of every cycle from now on to the FST file ``path``."""
+        if not self._lib.wt_has_trace():
+            raise SimError("this build has no trace support: create FastSim(trace=True)")
+        if self._lib.wt_trace_open(self._h, os.fsencode(path)):
+            raise SimError(f"cannot open trace {path}")
+
+    def close(self) -> None:
+        if self._h:
+            self._lib.wt_destroy(self._h)
+            self._h = None
+
+    def __enter__(self) -> "FastSim":
+        return self
+
+    def __exit__(self, *_) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+class FastBackend(Backend):
+    """A :class:`~wiretick.host.device.Backend` on a :class:`FastSim`: what ``Device`` drives.
+
+    DMA buffers are files (``dma_dir``, default ``/dev/shm``) with bus addresses
+    from :class:`~wiretick.host.device.FileDma`, mapped into the simulator's host
+    memory.  ``input_ended`` turns true once :meth:`end_input` is called (the
+    caller has pushed every frame and let the device go idle).
+    """
+
+    name = "fast"
+
+    def __init__(self, sim: FastSim | None = None, *, dma_dir: str | os.PathLike = "/dev/shm",
+                 keep_rings: bool = False, **sim_kw):
+        self.sim = sim if sim is not None else FastSim(**sim_kw)
+        self._dma = FileDma(dma_dir, prefix="wiretick-fast")
+        self._keep = keep_rings
+        self._ended = False
+
+    def read32(self, offset: int) -> int:
+        return self.sim.reg_read(offset)
+
+    def write32(self, offset: int, value: int) -> None:
+        self.sim.reg_write(offset, value)
+
+    def alloc_dma(self, size: int, *, name: str | None = None) -> DmaBuffer:
+        buf = self._dma.alloc(size, name)
+        try:
+            self.sim.map(buf.bus_address, buf.size, buf.path)
+        except BaseException:
+            self._dma.free(buf)
+            raise
+        return buf
+
+    def free_dma(self, buf: DmaBuffer) -> None:
+        self.sim.unmap(buf.bus_address)
+        if not self._keep:
+            self._dma.free(buf)
+
+    def end_input(self, ended: bool = True) -> None:
+        self._ended = ended
+
+    def input_ended(self) -> bool:
+        return self._ended
+
+    def close(self) -> None:
+        self.sim.close()
+
+
+@dataclass
+class SimRun:
+    """What :func:`simulate` produced."""
+
+    ticks: np.ndarray | None     # every tick the ring reader saw (None when written to ``out``)
+    counters: dict
+    snapshot: dict
+    stats: dict
+    cycles: int
+    wall_s: float
+    ring: Path | None
+    guards_intact: bool
+    reader_lost: int
+
+
+def simulate(capture: str | os.PathLike, config=None, *, out: str | os.PathLike | None = None,
+             ring: str | os.PathLike | None = None, nslots: int = 1 << 16, gap: int = 3,
+             waves: str | os.PathLike | None = None, keep_ring: bool = False, batch_frames: int = 1 << 14,
+             progress: Callable[[int, int], None] | None = None, sim: FastSim | None = None,
+             interval: int = 64, build_log=None) -> SimRun:
+    """Replay ``capture`` through the simulated device into a ring; collect the ticks.
+
+    The device is programmed through :class:`~wiretick.host.device.Device` (a
+    :class:`FastBackend`): configuration, ring setup, start, stop, counters.  A
+    :class:`~wiretick.host.ring.Ring` reader follows the ring while frames are
+    pushed in chunks small enough that it is never lapped; its ticks are
+    returned, or streamed to the .npy ``out`` (written whole or not at all).
+    ``ring``: the ring's name or path (default: a private one, removed at the
+    end unless ``keep_ring``); ``progress(frames_done, frames_total)`` is called
+    between chunks.
+    """
+    from wiretick.host.capture import open_capture
+    from wiretick.host.decode import MIN_MESSAGE_BLOCK, DecodeConfig, NpyTickWriter
+    from wiretick.host.ring import DATA_OFFSET, LAP_BITS, OFF_HEAD, Ring
+
+    config = config or DecodeConfig()
+    with open_capture(capture) as cap:            # a bad capture fails here, before anything is made
+        total = None
+    own_sim = sim is None
+    if own_sim:
+        sim = FastSim(trace=waves is not None, log=build_log)
+    backend = FastBackend(sim, keep_rings=keep_ring)
+    writer = NpyTickWriter(out) if out is not None else None
+    chunks: list[np.ndarray] = []
+    dev = None
+    try:
+        if waves is not None:
+            sim.trace(waves)
+        dev = Device(backend)
+        dev.configure(config)
+        setup = dev.setup_ring(nslots, interval=interval, name=None if ring is None else str(ring))
+        sim.allow(setup.dma.bus_address, DATA_OFFSET, DATA_OFFSET + 64 * setup.nslots)
+        sim.allow(setup.dma.bus_address, OFF_HEAD, OFF_HEAD + 8)
+        reader = Ring(setup.source)
+        dev.start()
+
+        def drain() -> None:
+            for part in reader.poll_parts():
+                # The lap tag belongs to the ring, not the tick: the output is `wiretick decode`'s.
+                tick = part.copy()
+                tick["flags"] &= np.uint16(~LAP_BITS & 0xFFFF)
+                if writer is not None:
+                    writer.write(tick)
+                else:
+                    chunks.append(tick)
+
+        budget = max(1, setup.nslots // 4)
+        t0 = time.perf_counter()
+        c0 = sim.cycles
+        done = 0
+        with open_capture(capture, batch_frames=batch_frames) as cap:
+            total = cap.frame_count if hasattr(cap, "frame_count") else None
+            for batch in cap:
+                bound = np.cumsum(batch.length // MIN_MESSAGE_BLOCK + 2)
+                lo = 0
+                while lo < len(batch):
+                    base = int(bound[lo - 1]) if lo else 0
+                    hi = max(lo + 1, int(np.searchsorted(bound, base + budget, "right")))
+                    sim.push_frames(batch.buf, batch.offset[lo:hi], batch.length[lo:hi], batch.bad[lo:hi], gap)
+                    drain()
+                    done += hi - lo
+                    lo = hi
+                    if progress is not None:
+                        progress(done, total)
+        sim.run_until_idle()
+        backend.end_input()
+        dev.stop()
+        drain()
+        wall = time.perf_counter() - t0
+        cycles = sim.cycles - c0
+        counters = dev.counters()
+        snap = dev.snapshot()
+        lost = reader.lost
+        reader.close()
+        if writer is not None:
+            writer.close()
+            writer = None
+        ticks = None if out is not None else (np.concatenate(chunks) if chunks else
+                                              np.zeros(0, reader_dtype()))
+        ring_path = setup.dma.path
+        return SimRun(ticks, counters, snap, sim.stats(), cycles, wall, ring_path if keep_ring else None,
+                      sim.guards_intact(), lost)
+    finally:
+        if writer is not None:
+            writer.abort()
+        if dev is not None and dev.ring is not None and not keep_ring:
+            backend.free_dma(dev.ring.dma)
+        if own_sim:
+            sim.close()
+
+
+def reader_dtype():
+    from wiretick.host.tick import TICK_DTYPE
+    return TICK_DTYPE

@@ -1,0 +1,208 @@
+"""``wiretick sim``: a capture through the simulated device, with ``wiretick decode``'s output contract.
+
+Two engines run the same Verilog of :class:`wiretick.hdl.top.WiretickTop`:
+
+- ``fast`` (default): Verilator with the C++ harness, in-process
+  (:func:`wiretick.sim.fast.simulate`), for captures of any size;
+- ``cocotb``: the cocotb testbench (:mod:`wiretick.sim.cocotb_tb`) on Verilator or
+  Icarus, the register accesses going through cocotbext-axi.
+
+Either way the device is programmed through :class:`wiretick.host.device.Device`,
+its DMA writes land in a ring file under ``/dev/shm`` that other processes can
+follow while the run goes on (``--ring NAME``: ``wiretick.host.ring.Ring("NAME")``),
+and the ticks a ring reader saw are written to the ``.npy`` output, all or
+nothing, with the counters summary on stderr as ``wiretick decode`` prints it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+import numpy as np
+
+__all__ = ["ENGINES", "SimResult", "Progress", "count_frames", "run_sim"]
+
+ENGINES = ("fast", "cocotb")
+
+
+@dataclass
+class SimResult:
+    """What a ``wiretick sim`` run produced."""
+
+    ticks: int
+    counters: dict[str, int]
+    cycles: int
+    wall_s: float
+    guards_intact: bool
+    violations: list
+
+
+class Progress:
+    """A progress bar on ``stream`` for runs long enough to need one.
+
+    Nothing is drawn during the first ``delay`` seconds (short runs stay quiet);
+    on a terminal the bar redraws in place, elsewhere a line is printed every
+    ``step`` of the way so logs stay readable.
+    """
+
+    def __init__(self, total: int | None, stream: TextIO | None = sys.stderr, *, delay: float = 1.0,
+                 step: float = 0.1, what: str = "frames"):
+        self.total = total
+        self.stream = stream
+        self.delay = delay
+        self.step = step
+        self.what = what
+        self.t0 = time.perf_counter()
+        self._tty = bool(stream is not None and hasattr(stream, "isatty") and stream.isatty())
+        self._next_frac = step
+        self._drawn = False
+
+    def __call__(self, done: int, total: int | None = None) -> None:
+        total = total or self.total
+        if self.stream is None:
+            return
+        elapsed = time.perf_counter() - self.t0
+        if elapsed < self.delay:
+            return
+        frac = done / total if total else None
+        if not self._tty:
+            if frac is None or frac < self._next_frac:
+                return
+            while self._next_frac <= frac:
+                self._next_frac += self.step
+        rate = done / elapsed if elapsed else 0.0
+        if frac is not None:
+            bar = "#" * int(30 * frac)
+            eta = (total - done) / rate if rate else 0.0
+            text = f"[{bar:<30}] {100 * frac:5.1f}% {done}/{total} {self.what} {rate:,.0f}/s eta {eta:.0f} s"
+        else:
+            text = f"{done} {self.what} {rate:,.0f}/s"
+        self.stream.write(("\r" + text) if self._tty else (text + "\n"))
+        self.stream.flush()
+        self._drawn = True
+
+    def close(self) -> None:
+        if self._drawn and self._tty and self.stream is not None:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def count_frames(capture: str | os.PathLike) -> int:
+    """Frames in ``capture`` (one walk of its index; raises CaptureError on a bad file)."""
+    from wiretick.host.capture import open_capture
+    with open_capture(capture) as cap:
+        return sum(len(b) for b in cap)
+
+
+def _check_output(output: str | os.PathLike) -> Path:
+    out = Path(output)
+    if out.is_dir():
+        raise ValueError(f"output {out} is a directory; give a .npy file name")
+    if not out.parent.is_dir():
+        raise ValueError(f"output directory {out.parent} does not exist")
+    return out
+
+
+def run_sim(capture: str | os.PathLike, output: str | os.PathLike, config=None, *, engine: str = "fast",
+            simulator: str = "verilator", waves: str | os.PathLike | None = None, ring: str | None = None,
+            nslots: int = 1 << 16, log: TextIO | None = sys.stderr) -> SimResult:
+    """Simulate ``capture`` through the device; write the ticks to ``output`` (.npy).
+
+    Everything that can be refused is refused before a simulator starts: an
+    unknown engine or simulator, a bad capture (its byte offset named), an
+    unwritable output, a bad ring size.
+    """
+    from wiretick.host.decode import DecodeConfig
+    from wiretick.host.ring import _check_nslots
+
+    config = config or DecodeConfig()
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
+    out = _check_output(output)
+    _check_nslots(nslots)
+    if engine == "fast" and simulator != "verilator":
+        raise ValueError("the fast engine is Verilator only; --simulator icarus needs --engine cocotb")
+    total = count_frames(capture)
+    if engine == "cocotb":
+        from .cocotb_run import SIMULATORS, simulator_available
+        if simulator not in SIMULATORS:
+            raise ValueError(f"unknown simulator {simulator!r}; choose from {', '.join(SIMULATORS)}")
+        why = simulator_available(simulator)
+        if why:
+            raise ValueError(why)
+    progress = Progress(total, log)
+    try:
+        if engine == "fast":
+            return _run_fast(capture, out, config, waves=waves, ring=ring, nslots=nslots, progress=progress,
+                             log=log)
+        return _run_cocotb(capture, out, config, simulator=simulator, waves=waves, ring=ring, nslots=nslots,
+                           progress=progress)
+    finally:
+        progress.close()
+
+
+def _run_fast(capture, out: Path, config, *, waves, ring, nslots, progress, log) -> SimResult:
+    from .fast import simulate
+    run = simulate(capture, config, out=out, ring=ring, nslots=nslots, waves=waves, keep_ring=ring is not None,
+                   progress=progress, build_log=log)
+    violations = [] if not run.stats.get("outside") and not run.stats.get("unmapped") else [
+        {k: run.stats[k] for k in ("outside", "unmapped", "guard_hits")}]
+    written = len(np.load(out, mmap_mode="r"))
+    return SimResult(written, run.counters, run.cycles, run.wall_s, run.guards_intact, violations)
+
+
+def _run_cocotb(capture, out: Path, config, *, simulator, waves, ring, nslots, progress) -> SimResult:
+    from .cocotb_run import make_case, run_job
+    work = Path(tempfile.mkdtemp(prefix="wiretick-sim-"))
+    progress_file = work / "progress"
+    stop = threading.Event()
+
+    def watch() -> None:
+        # The simulator runs in a child process; it reports frames done through a file.
+        while not stop.wait(0.5):
+            try:
+                progress(int(progress_file.read_text() or 0))
+            except (OSError, ValueError):
+                pass
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        case = make_case("run", capture, config, nslots=nslots, ring=ring)
+        res = run_job([case], simulator=simulator, out=work / "out", waves=waves, keep_rings=ring is not None,
+                      progress_file=str(progress_file), log_file=work / "sim.log")["run"]
+    finally:
+        stop.set()
+        watcher.join()
+    try:
+        tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+        shutil.move(str(work / "out" / "run" / "ticks.npy"), tmp)
+        os.replace(tmp, out)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    r = res.result
+    return SimResult(len(res.ticks), res.counters, int(r["cycles"]), float(r["wall_s"]), bool(r["guards_intact"]),
+                     list(r.get("violations", [])))
+
+
+def ticks_equal(a: np.ndarray, b: np.ndarray) -> bool:
+    """Equal tick arrays, ``ts_rx`` aside (a simulation's clock is not the capture's).
+
+    A ring's lap tag (``flags`` bits 12..15) is ignored too: ticks read straight
+    from a ring carry it, decoded ones do not.
+    """
+    from wiretick.host.ring import LAP_BITS
+
+    if len(a) != len(b):
+        return False
+    keep = np.uint16(~LAP_BITS & 0xFFFF)
+    names = [n for n in a.dtype.names if n not in ("ts_rx", "flags")]
+    return all(np.array_equal(a[n], b[n]) for n in names) and np.array_equal(a["flags"] & keep, b["flags"] & keep)
