@@ -1,14 +1,16 @@
 """``wiretick bench host``: the host side of the tick path, every figure measured in one run.
 
-- ``host.ticks_per_s.zero_copy``: the VWAP strategy (:class:`~.strategy.Vwap`)
-  consuming ring batches in place while a writer fills the ring, as a reader
-  following a live ring does: the writer publishes bursts of 32768 ticks and
-  the reader takes each as one batch soon after it was written, so it comes
-  from cache, as DMA with DDIO would leave it.  Only the reader's time is
-  counted: ``poll`` plus the strategy.  ``..._no_book``: the same without the
-  order book that prices ``E`` executions.
+- ``host.ticks_per_s.zero_copy``: the VWAP strategy (:class:`~.strategy.Vwap`,
+  its default compiled engine) consuming ring batches in place while a writer
+  fills the ring, as a reader following a live ring does: the writer publishes
+  bursts of 32768 ticks and the reader takes each as one batch soon after it
+  was written, so it comes from cache, as DMA with DDIO would leave it.  Only
+  the reader's time is counted: ``poll`` plus the strategy.  ``..._no_book``:
+  the same without the order book that prices ``E`` executions;
+  ``..._numpy``: the same with the numpy engine.
 - ``host.ticks_per_s.copy``: the same strategy fed ticks copied out one by one
-  (64 bytes, then ``struct.unpack``), on a prefix of the same ticks.
+  (64 bytes, then ``struct.unpack``), on a prefix of the same ticks; the run
+  checks that it ends with the same result as the zero-copy strategy on that prefix.
 - ``host.mem_read_gbps``: plain numpy read bandwidth (summing a 256 MiB array).
 - ``host.latency_ns.p50``/``.p99``: one tick written by one process to a
   reader busy-polling (:meth:`~.ring.Ring.poll_one`) in another, on
@@ -89,8 +91,18 @@ def _follow(ticks: np.ndarray, *, step: int, batch: int, nslots: int, consume, r
     return statistics.median(rates)
 
 
+def _agree(a, b) -> bool:
+    """Two strategies' results agree: the same volumes and unpriced shares, notional to rounding."""
+    ra, rb = a.result(), b.result()
+    return (a.unpriced == b.unpriced and ra.keys() == rb.keys()
+            and all(ra[k][0] == rb[k][0] and abs(ra[k][1] - rb[k][1]) <= 1e-9 * abs(rb[k][1]) for k in ra))
+
+
 def _copy_rate(ticks: np.ndarray, *, nslots: int, repeats: int) -> float:
-    """Ticks/s of the scalar strategy fed ticks copied out of the ring one by one."""
+    """Ticks/s of the scalar strategy fed ticks copied out of the ring one by one.
+
+    Checks that it did the zero-copy strategy's work: the same result as :class:`Vwap` on ``ticks``.
+    """
     def consume_copy(b: np.ndarray) -> None:
         mv = memoryview(b.view(np.uint8))
         upd = strat.update_one
@@ -101,6 +113,10 @@ def _copy_rate(ticks: np.ndarray, *, nslots: int, repeats: int) -> float:
     for _ in range(repeats):
         strat = ScalarVwap()
         rates.append(_follow(ticks, step=4096, batch=4096, nslots=nslots, consume=consume_copy, repeats=1))
+    same = Vwap()
+    same.update(ticks)
+    if not _agree(strat, same):
+        raise AssertionError("the copying strategy and the zero-copy one disagree")
     return statistics.median(rates)
 
 
@@ -232,12 +248,20 @@ def bench_host(messages: int, log: TextIO | None = None, *, latency_samples: int
 
     # The writer publishes bursts of 32768 ticks (2 MiB) and the reader takes each as one
     # batch: big enough to amortize numpy's per-call cost, small enough to stay in cache.
+    # Each strategy object lives through all the repeats (its book is allocated, and its
+    # pages backed, on the first); the compiled pass is compiled or loaded before timing.
+    Vwap().update(ticks[:64])
     strat = Vwap()
     zero = _follow(ticks, step=32768, batch=32768, nslots=nslots, consume=strat.update, repeats=5)
     _say(log, f"host: VWAP on ring batches in place {zero / 1e6:.1f} M ticks/s")
     lean = Vwap(track_orders=False)
     zero_lean = _follow(ticks, step=32768, batch=32768, nslots=nslots, consume=lean.update, repeats=5)
     _say(log, f"host: VWAP without the order book {zero_lean / 1e6:.1f} M ticks/s")
+    ref = Vwap(engine="numpy")
+    zero_numpy = _follow(ticks, step=32768, batch=32768, nslots=nslots, consume=ref.update, repeats=5)
+    _say(log, f"host: VWAP, numpy engine {zero_numpy / 1e6:.1f} M ticks/s")
+    if not _agree(strat, ref):
+        raise AssertionError("the numba and numpy VWAP engines disagree")
 
     sub = ticks[:min(len(ticks), 200_000)]
     copy = _copy_rate(sub, nslots=1 << 16, repeats=3)
@@ -251,6 +275,7 @@ def bench_host(messages: int, log: TextIO | None = None, *, latency_samples: int
     return {
         "host.ticks_per_s.zero_copy": round(zero),
         "host.ticks_per_s.zero_copy_no_book": round(zero_lean),
+        "host.ticks_per_s.zero_copy_numpy": round(zero_numpy),
         "host.ticks_per_s.copy": round(copy),
         "host.zero_copy_over_copy": round(zero / copy, 1),
         "host.mem_read_gbps": round(gbps, 2),

@@ -19,34 +19,103 @@ Order references index a dense array (they are small, increasing integers
 for the day); references at or past ``max_orders`` are not tracked, and
 executions against orders the book does not know (added before the reader
 joined, or untracked) are counted in ``unpriced`` instead of the VWAP.
+
+:class:`Vwap` has two engines that give the same results.  ``"numba"`` (the
+default) is one compiled pass over the batch in tick order: each tick's
+64-byte line is read once, the type is classified through a 256-entry table,
+and the order book is written without a branch (ticks that add no order write
+a scratch entry), so the mix of message types costs no mispredictions.
+``"numpy"`` is the vectorized reference: a few passes over the batch, which
+apply a batch's adds and replaces before its executions (the same thing on
+any feed where an order is added before it executes, as ITCH guarantees).
 """
 
 from __future__ import annotations
 
 import struct
 
+import numba
 import numpy as np
 
 from .formats import Flag
+from .tick import TICK_DTYPE
 
-__all__ = ["Vwap", "ScalarVwap", "TICK_STRUCT"]
+__all__ = ["Vwap", "ScalarVwap", "TICK_STRUCT", "ENGINES"]
 
 _A, _F, _U, _E, _C, _P = (ord(c) for c in "AFUECP")
+
+#: ``Vwap(engine=...)``: the compiled single pass (default) and the numpy reference.
+ENGINES = ("numba", "numpy")
+
+# What the compiled pass does with each msg_type.
+_OTHER, _ADD, _REPLACE, _EXEC, _EXEC_PRICED, _TRADE = range(6)
+_CLASS = np.zeros(256, np.uint8)
+_CLASS[[_A, _F]] = _ADD            # order_ref -> price
+_CLASS[_U] = _REPLACE              # ref2 (the new reference) -> price
+_CLASS[_E] = _EXEC                 # shares at the book's price of order_ref
+_CLASS[_C] = _EXEC_PRICED          # shares at price, when printable
+_CLASS[_P] = _TRADE                # shares at price
+_CLASS.flags.writeable = False
+
+_PRINTABLE_BIT = 32 + (Flag.PRINTABLE.bit_length() - 1)   # flags is bits 32..47 of word 7
+
+
+@numba.njit(cache=True, nogil=True)
+def _vwap_pass(w, cls, book, notional, volume):  # pragma: no cover - compiled
+    """Fold ticks (``w``: their uint64 words, 8 per tick) in, in tick order; returns the unpriced shares.
+
+    ``book`` holds one price per tracked order reference plus, last, a scratch
+    entry: every tick stores into the book (the scratch entry unless it adds an
+    order), which costs less than a branch on a message type that is
+    unpredictable from one tick to the next.  A one-entry book tracks nothing.
+    """
+    n = w.shape[0] // 8
+    scratch = np.uint64(book.shape[0] - 1)      # references below this are tracked
+    lo32 = np.uint64(0xFFFF_FFFF)
+    unpriced = np.uint64(0)
+    for i in range(n):
+        o = i * 8
+        w7 = w[o + 7]                           # locate, tracking, flags, msg_type, side
+        c = cls[(w7 >> np.uint64(48)) & np.uint64(0xFF)]
+        ref = w[o + 5] if c == _REPLACE else w[o + 4]
+        w6 = w[o + 6]                           # price (low half), shares (high half)
+        known = ref < scratch
+        adds = (c == _ADD) | (c == _REPLACE)
+        book[ref if adds & known else scratch] = np.uint32(w6 & lo32)
+        if c >= _EXEC:
+            if c == _EXEC:
+                price = book[ref] if known else np.uint32(0)
+            elif c == _EXEC_PRICED and not (w7 >> np.uint64(_PRINTABLE_BIT)) & np.uint64(1):
+                continue
+            else:
+                price = np.uint32(w6 & lo32)
+            shares = w6 >> np.uint64(32)
+            if price == 0:
+                unpriced += shares
+                continue
+            loc = w7 & np.uint64(0xFFFF)
+            volume[loc] += np.int64(shares)
+            notional[loc] += float(shares) * float(price)
+    return unpriced
 
 #: ``struct`` layout of one tick (little-endian), for code that copies ticks out one by one.
 TICK_STRUCT = struct.Struct("<QQQQQQIIHHHBB")
 
 
 class Vwap:
-    """Per-locate VWAP of executions, updated batch by batch with numpy (see the module doc).
+    """Per-locate VWAP of executions, updated batch by batch in place (see the module doc).
 
     Parameters
     ----------
     track_orders : keep the order price book that prices ``E`` executions.  It is
         most of the cost (adds are ~40% of a feed's ticks, executions ~8%);
         without it ``E`` volume goes to ``unpriced`` and the VWAP is of ``C``/``P``.
-    max_orders : order references the book tracks (a dense uint32 array grown on
-        demand up to this many entries).
+    max_orders : order references the book tracks: a uint32 array of this many
+        entries, allocated zeroed, so the operating system backs its pages only
+        once they are written (order references are dense: a day of 2M orders
+        touches 8 MB of the default 256 MB of address space).
+    engine : ``"numba"`` (one compiled pass, the default) or ``"numpy"`` (the
+        vectorized reference); both give the same results (module doc).
 
     Attributes
     ----------
@@ -55,39 +124,50 @@ class Vwap:
     unpriced : executed shares whose order price was unknown.
     """
 
-    def __init__(self, *, track_orders: bool = True, max_orders: int = 1 << 26):
+    def __init__(self, *, track_orders: bool = True, max_orders: int = 1 << 26, engine: str = "numba"):
+        if engine not in ENGINES:
+            raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+        if int(max_orders) < 0:
+            raise ValueError(f"max_orders must be >= 0, got {max_orders}")
         self.track_orders = track_orders
         self.max_orders = int(max_orders)
+        self.engine = engine
         self.notional = np.zeros(1 << 16, np.float64)
         self.volume = np.zeros(1 << 16, np.int64)
         self.unpriced = 0
-        self._book = np.zeros(1 << 16 if track_orders else 1, np.uint32)
+        # one entry per tracked reference, then the compiled pass's scratch entry
+        self._book = np.zeros((self.max_orders if track_orders else 0) + 1, np.uint32)
+        self._tracked = len(self._book) - 1
 
-    def _grow(self, top: int) -> None:
-        size = len(self._book)
-        while size <= top and size < self.max_orders:
-            size *= 2
-        size = min(size, self.max_orders)
-        if size > len(self._book):
-            book = np.zeros(size, np.uint32)
-            book[:len(self._book)] = self._book
-            self._book = book
+    def update(self, ticks: np.ndarray) -> None:
+        """Fold one batch of ticks (a 1-D array of the tick dtype, such as a ring view) in, in place."""
+        if not len(ticks):
+            return
+        if not ticks.flags.c_contiguous:        # e.g. a strided slice: both engines read whole records
+            ticks = np.ascontiguousarray(ticks)
+        if self.engine == "numba":
+            self._update_numba(ticks)
+        else:
+            self._update_numpy(ticks)
+
+    def _update_numba(self, ticks: np.ndarray) -> None:
+        if ticks.dtype != TICK_DTYPE or ticks.ndim != 1:
+            raise ValueError(f"ticks must be a 1-D array of the tick dtype, got {ticks.dtype}")
+        w = ticks.view(np.uint64)
+        if w.flags.writeable:                   # one compiled signature: ring views are read-only
+            w = w.view()
+            w.flags.writeable = False
+        self.unpriced += int(_vwap_pass(w, _CLASS, self._book, self.notional, self.volume))
 
     def _remember(self, refs: np.ndarray, prices: np.ndarray) -> None:
-        top = int(refs.max())
-        if top >= len(self._book):
-            self._grow(top)
-            if top >= len(self._book):
-                keep = refs < len(self._book)
-                refs, prices = refs[keep], prices[keep]
+        if int(refs.max()) >= self._tracked:
+            keep = refs < self._tracked
+            refs, prices = refs[keep], prices[keep]
         # int64 indices: numpy indexes with uint64 arrays through a cast ~8x slower
         self._book[refs.view(np.int64)] = prices
 
-    def update(self, ticks: np.ndarray) -> None:
-        """Fold one batch of ticks in.  A view into a ring is read in place: only the
-        type byte of every tick and the fields of the ticks that matter are touched."""
-        if not len(ticks):
-            return
+    def _update_numpy(self, ticks: np.ndarray) -> None:
+        """Only the type byte of every tick and the fields of the ticks that matter are read."""
         m = ticks["msg_type"].copy()      # one strided pass; the compares then run on packed bytes
         if self.track_orders:
             # Adds and replaces first: an order is always added before it executes.
@@ -115,7 +195,7 @@ class Vwap:
             price[e] = 0.0
             if self.track_orders:
                 refs = ticks["order_ref"][idx[e]]
-                inside = refs < len(self._book)
+                inside = refs < self._tracked
                 price[e[inside]] = self._book[refs[inside].view(np.int64)]
         c = np.flatnonzero(typ == _C)
         if len(c):

@@ -6,7 +6,8 @@ import pytest
 
 from wiretick.host.bench_host import bench_host
 
-FIGURES = {"host.ticks_per_s.zero_copy", "host.ticks_per_s.zero_copy_no_book", "host.ticks_per_s.copy",
+FIGURES = {"host.ticks_per_s.zero_copy", "host.ticks_per_s.zero_copy_no_book", "host.ticks_per_s.zero_copy_numpy",
+           "host.ticks_per_s.copy",
            "host.zero_copy_over_copy", "host.mem_read_gbps", "host.latency_ns.p50", "host.latency_ns.p99",
            "host.latency_realtime", "host.ring.write_ticks_per_s", "host.messages"}
 
