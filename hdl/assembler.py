@@ -8,7 +8,7 @@ ones straight from the beat.  The output is combinational from the input.
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -47,10 +47,19 @@ class MessageAssembler(wiring.Component):
     below ``msg.off`` and rotated beat lanes from there on; the next message may
     overwrite the buffer at the same clock edge.
 
+    The buffer is held as beat-wide words of message bytes (word ``k``: bytes
+    ``k*width ..``).  Once rotated, lane ``i`` of the beat is byte ``i`` of every
+    word, so a beat's ``width`` bytes at message offset ``off`` are the lanes from
+    ``off mod width`` up of word ``floor(off / width)`` and the lanes below it of the
+    next word: a write enables at most two words, under a lane mask decoded from
+    ``off mod width``.  Reading is the same per word: whole words below the
+    offset's word from the buffer, whole words above it from the beat, and the
+    word holding the offset split by the same kind of lane mask.
+
     Parameters
     ----------
     width : int
-        Datapath width in bytes.
+        Datapath width in bytes (a power of two).
 
     Attributes
     ----------
@@ -61,6 +70,8 @@ class MessageAssembler(wiring.Component):
     """
 
     def __init__(self, width: int = 8):
+        if width < 1 or width & (width - 1):
+            raise ValueError("width must be a power of two")
         self.width = width
         super().__init__({
             "i_blk": In(stream.Signature(split_beat_layout(width), always_ready=True)),
@@ -71,40 +82,62 @@ class MessageAssembler(wiring.Component):
         m = Module()
         W = self.width
         N = MAX_MSG_LEN
+        lane_bits = W.bit_length() - 1          # log2(W)
         blk = self.i_blk.payload
-        ones = Const((1 << 8 * N) - 1, 8 * N)
+        # Buffer words: bytes k*W .. of the message (the last one only as long as needed).
+        sizes = [min(W, N - k * W) for k in range(-(-N // W))]
 
-        def rotated(rot):
-            """The beat rotated so that lane ``j`` holds message byte ``j`` (mod W),
-            repeated over the whole message: a barrel shifter."""
-            r = Cat(blk.data, blk.data).bit_select(rot * 8, 8 * W)
-            return Cat(*[r] * -(-N // W))[:8 * N]
+        def rotated(rot, name):
+            """The beat rotated so that lane ``j`` holds message byte ``j`` (mod W): a barrel shifter."""
+            r = Signal(8 * W, name=name)
+            with m.Switch(rot):
+                for k in range(W):
+                    with m.Case(k):
+                        m.d.comb += r.eq(blk.data.rotate_right(8 * k))
+            return r
 
-        idx_bits = (N + W).bit_length()
+        def lanes_below(s, name):
+            """Mask of the byte lanes below ``s`` (0..W-1)."""
+            mask = Signal(8 * W, name=name)
+            with m.Switch(s):
+                for k in range(W):
+                    with m.Case(k):
+                        m.d.comb += mask.eq((1 << 8 * k) - 1)
+            return mask
 
-        def from_byte(j):
-            """Mask of message bytes ``j`` and up (``j`` may be negative): a thermometer code."""
-            byte = Mux(j < 0, 0, j)[:idx_bits]
-            return (ones << Cat(Const(0, 3), byte))[:8 * N]
-
-        # The buffer: one message, byte j at bits 8j..8j+7.
-        buf = Signal(8 * N)
+        buf = [Signal(8 * n, name=f"buf{k}") for k, n in enumerate(sizes)]
 
         # Each beat writes the bytes of one message: the one starting here if any,
-        # else the one continuing.
+        # else the one continuing.  Its W bytes go to message offsets off .. off+W-1
+        # (off may be negative: a message starting within the beat).
         use_nxt = blk.nxt.valid
-        w_off = Mux(use_nxt, blk.nxt.off, blk.msg.off)
-        w_data = rotated(Mux(use_nxt, blk.nxt.rot, blk.msg.rot))
-        w_mask = from_byte(w_off) & ~from_byte(w_off + W)
+        w_off = Signal(signed(8), name="w_off")
+        m.d.comb += w_off.eq(Mux(use_nxt, blk.nxt.off, blk.msg.off))
+        w_word = w_off >> lane_bits                          # floor(off / W)
+        w_data = rotated(Mux(use_nxt, blk.nxt.rot, blk.msg.rot), "w_data")
+        w_below = lanes_below(w_off[:lane_bits], "w_below")
         with m.If(self.i_blk.valid & (blk.nxt.valid | blk.msg.valid)):
-            m.d.sync += buf.eq((w_data & w_mask) | (buf & ~w_mask))
+            for k, b in enumerate(buf):
+                n = len(b)
+                with m.If(w_word == k):                      # lanes off mod W and up
+                    m.d.sync += b.eq((w_data[:n] & ~w_below[:n]) | (b & w_below[:n]))
+                with m.Elif(w_word == k - 1):                # the lanes below it, one word on
+                    m.d.sync += b.eq((w_data[:n] & w_below[:n]) | (b & ~w_below[:n]))
 
         # A message ending in this beat: bytes below ``off`` from the buffer, the rest
         # from the beat.
-        here = from_byte(blk.msg.off)
+        r_off = blk.msg.off
+        r_word = r_off >> lane_bits
+        r_data = rotated(blk.msg.rot, "r_data")
+        r_below = lanes_below(r_off[:lane_bits], "r_below")
+        words = []
+        for k, b in enumerate(buf):
+            n = len(b)
+            words.append(Mux(r_word > k, b,
+                             Mux(r_word == k, (b & r_below[:n]) | (r_data[:n] & ~r_below[:n]), r_data[:n])))
         msg = self.o_msg.payload
         m.d.comb += [
-            msg.bytes.as_value().eq((rotated(blk.msg.rot) & here) | (buf & ~here)),
+            msg.bytes.as_value().eq(Cat(*words)),
             self.o_msg.valid.eq(self.i_blk.valid & blk.msg.valid & blk.msg.done),
             msg.type.eq(blk.msg.type),
             msg.index.eq(blk.msg.index),

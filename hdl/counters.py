@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, unsigned
+from amaranth.hdl import Module, Signal, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import Out
 
@@ -44,8 +44,13 @@ class CounterBank(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        # One register per counter, its increment added every cycle (zero most cycles):
+        # each counter is its own adder and register, with no enable to decode, and the
+        # array port is only their wiring.  (Assigning the port's elements in the sync
+        # domain would make the whole array one wide register, whose next value
+        # Verilator copies and recomputes in full every cycle.)
         for i, name in enumerate(self.names):
-            inc = self.sources[name]
-            with m.If(inc != 0):
-                m.d.sync += self.counters[i].eq(self.counters[i] + inc)
+            count = Signal(self.counters[i].shape(), name=f"count_{name}")
+            m.d.sync += count.eq(count + self.sources[name])
+            m.d.comb += self.counters[i].eq(count)
         return m

@@ -1,6 +1,7 @@
 """The fast replay engine: the Verilated top in-process, driven from C, controlled from Python.
 
-Verilator compiles the Verilog of :class:`wiretick.hdl.top.WiretickTop` together
+Verilator compiles the Verilog of :class:`wiretick.hdl.top.WiretickTop` (on a
+board that registers its reset and MAC stream, :func:`fast_verilog`) together
 with a small C++ harness (``sim/cpp/harness.cpp``) into a shared library, cached
 by a hash of the Verilog, the harness and the flags (:mod:`wiretick.sim.build`).
 Python loads it with ctypes.  The harness plays the MAC (frames straight from
@@ -34,9 +35,10 @@ import numpy as np
 
 from wiretick.host.device import Backend, Device, DmaBuffer, FileDma
 
-from .build import cached_dir, hash_inputs, tool_version, top_verilog_file
+from .build import cached_dir, design_inputs, hash_inputs, tool_version
 
-__all__ = ["SimError", "build_library", "FastSim", "FastBackend", "SimRun", "simulate", "STAT_NAMES"]
+__all__ = ["SimError", "build_library", "fast_verilog", "fast_verilog_file", "FastSim", "FastBackend", "SimRun",
+           "simulate", "STAT_NAMES"]
 
 _HERE = Path(__file__).resolve().parent
 HARNESS = _HERE / "cpp" / "harness.cpp"
@@ -46,7 +48,15 @@ HARNESS = _HERE / "cpp" / "harness.cpp"
 #: checks (with their justified waivers); the build does not repeat them.
 VERILATOR_FLAGS = ["-O3", "--x-assign", "fast", "--x-initial", "fast", "--noassert",
                    "-Wno-fatal", "-Wno-lint", "-Wno-style"]
-CXX_FLAGS = ["-O2", "-fPIC", "-std=c++17"]
+#: ``-fno-semantic-interposition``/``-fno-plt``: calls between the model's functions in
+#: the shared library go straight to them, not through the PLT (a few percent; portable
+#: GCC and Clang flags, nothing tied to the build machine's CPU).  ``-O2``: ``-O3`` is
+#: no faster on this model, and ``-Os`` (Verilator's default for it) a third slower.
+CXX_FLAGS = ["-O2", "-fPIC", "-fno-semantic-interposition", "-fno-plt", "-std=c++17"]
+#: ``make`` variables of the build: Verilator's makefiles add their own optimization
+#: level (``-Os``) to the model's runtime objects and, after ours, to the harness;
+#: every object is built at the level of :data:`CXX_FLAGS` instead.
+MAKE_VARS = ["OPT_FAST=-O2", "OPT_GLOBAL=-O2"]
 
 STAT_NAMES = ("cycles", "beats", "frames", "bursts", "bytes_written", "unmapped", "guard_hits", "outside",
               "protocol_errors", "slverr")
@@ -56,24 +66,90 @@ class SimError(RuntimeError):
     """The simulator could not be built or reported a failure."""
 
 
+#: Verilog module the harness drives: :class:`~wiretick.hdl.top.WiretickTop` as the
+#: board puts it (see :func:`fast_verilog`).
+FAST_TOP = "wiretick_fast"
+
+
+def _fast_top(**top_kw):
+    """The board around the top: same ports, reset and MAC stream through registers.
+
+    Verilator evaluates everything that depends on a top-level input each time the
+    model is evaluated, before the clock edge, and again after it.  As ports of the
+    design, ``rst`` (it feeds the next-state logic of every register) and the MAC
+    stream (the header parser's combinational checks hang on it) would put most of
+    the design in that input-dependent part; as register outputs they do not.  On
+    a board too the reset reaches the fabric through a synchronizer register, and a
+    MAC core's receive stream comes out of registers.  What it changes: the design
+    sees reset, and every MAC beat, one cycle after the harness drives it.  The
+    AXI ports are wired straight through (their handshakes are combinational).
+    """
+    from amaranth.hdl import ClockDomain, Module
+    from amaranth.lib import wiring
+    from amaranth.lib.wiring import In
+
+    from wiretick.hdl.top import WiretickTop
+
+    class FastTop(wiring.Component):
+        def __init__(self):
+            self.top = WiretickTop(**top_kw)
+            super().__init__({"clk": In(1), "rst": In(1), **dict(self.top.signature.members)})
+
+        def elaborate(self, platform):
+            m = Module()
+            m.domains.sync = sync = ClockDomain("sync")
+            m.domains.board = board = ClockDomain("board", reset_less=True)
+            m.d.comb += [sync.clk.eq(self.clk), board.clk.eq(self.clk)]
+            m.d.board += sync.rst.eq(self.rst)
+            m.submodules.top = top = self.top
+            m.d.board += [top.mac.valid.eq(self.mac.valid), top.mac.payload.eq(self.mac.payload)]
+            wiring.connect(m, wiring.flipped(self.s_axil), top.s_axil)
+            wiring.connect(m, top.m_axi, wiring.flipped(self.m_axi))
+            return m
+
+    return FastTop()
+
+
+def fast_verilog(**top_kw) -> str:
+    """Verilog of the module the fast engine simulates, :data:`FAST_TOP` (``top_kw``: the top's parameters)."""
+    from amaranth.back import verilog
+
+    from wiretick.hdl.common import toplevel_ports
+    dut = _fast_top(**top_kw)
+    return verilog.convert(dut, name=FAST_TOP, ports=toplevel_ports(dut))
+
+
+def fast_verilog_file(**top_kw) -> Path:
+    """:func:`fast_verilog`, cached (by the design's sources and the board's)."""
+    import inspect
+
+    key = hash_inputs(*design_inputs(), inspect.getsource(_fast_top), FAST_TOP,
+                      {k: str(v) for k, v in sorted(top_kw.items())})
+
+    def build(d: Path) -> None:
+        (d / f"{FAST_TOP}.v").write_text(fast_verilog(**top_kw))
+
+    return cached_dir("verilog", key, build) / f"{FAST_TOP}.v"
+
+
 def build_library(*, trace: bool = False, log=None, **top_kw) -> Path:
     """The shared library of the top and the harness (cached; ``trace``: with FST support)."""
     from .verilator import verilator_env, verilator_exe
 
-    verilog = top_verilog_file(**top_kw)
+    verilog = fast_verilog_file(**top_kw)
     vflags = VERILATOR_FLAGS + (["--trace-fst"] if trace else [])
-    key = hash_inputs(verilog, HARNESS, vflags, CXX_FLAGS, tool_version("verilator"))
+    key = hash_inputs(verilog, HARNESS, vflags, CXX_FLAGS, MAKE_VARS, tool_version("verilator"))
 
     def build(d: Path) -> None:
         env = verilator_env()
         obj = d / "obj"
-        cmd = [verilator_exe(), "--cc", str(verilog), "--top-module", "wiretick_top", "--prefix", "Vtop",
+        cmd = [verilator_exe(), "--cc", str(verilog), "--top-module", FAST_TOP, "--prefix", "Vtop",
                "-Mdir", str(obj), "--exe", str(HARNESS), "-o", str(d / "libwiretick_sim.so"),
                *vflags, "-CFLAGS", " ".join(CXX_FLAGS), "-LDFLAGS", "-shared"]
         if trace:
             cmd += ["-LDFLAGS", "-lz"]
         jobs = str(max(1, min(4, os.cpu_count() or 1)))
-        for step in (cmd, ["make", "-j", jobs, "-C", str(obj), "-f", "Vtop.mk"]):
+        for step in (cmd, ["make", "-j", jobs, "-C", str(obj), "-f", "Vtop.mk", *MAKE_VARS]):
             if log is not None:
                 print(f"fast engine build: {' '.join(step[:3])} ...", file=log)
             res = subprocess.run(step, env=env, capture_output=True, text=True)
