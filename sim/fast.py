@@ -37,7 +37,7 @@ from wiretick.host.device import Backend, Device, DmaBuffer, FileDma
 
 from .build import cached_dir, design_inputs, hash_inputs, tool_version
 
-__all__ = ["SimError", "build_library", "fast_verilog", "fast_verilog_file", "FastSim", "FastBackend", "SimRun",
+__all__ = ["SimError", "TRACE_FORMATS", "waves_format", "build_library", "fast_verilog", "fast_verilog_file", "FastSim", "FastBackend", "SimRun",
            "simulate", "STAT_NAMES"]
 
 _HERE = Path(__file__).resolve().parent
@@ -132,29 +132,82 @@ def fast_verilog_file(**top_kw) -> Path:
     return cached_dir("verilog", key, build) / f"{FAST_TOP}.v"
 
 
-def build_library(*, trace: bool = False, log=None, **top_kw) -> Path:
-    """The shared library of the top and the harness (cached; ``trace``: with FST support)."""
+#: Wave formats a build can write: Verilator's option for each.
+TRACE_FORMATS = {"fst": "--trace-fst", "vcd": "--trace"}
+_COMPAT = _HERE / "cpp" / "compat"
+
+
+def _has_header(name: str) -> bool:
+    """Whether the C++ compiler finds ``<name>``."""
+    res = subprocess.run(["c++", "-x", "c++", "-E", "-"], input=f"#include <{name}>\n", capture_output=True,
+                         text=True)
+    return res.returncode == 0
+
+
+def _trace_build_flags(trace: str) -> list[str]:
+    """Extra compiler flags of a build that writes ``trace`` waves.
+
+    Verilator's FST writer compresses with LZ4.  Many machines have the LZ4
+    runtime (``liblz4.so.1``) but not its development package (the header and
+    the ``liblz4.so`` link name); for them the two entry points it calls are
+    declared in ``sim/cpp/compat/lz4.h``, and the build links through a
+    one-line linker script (see ``build``).
+    """
+    if trace != "fst" or _has_header("lz4.h"):
+        return []
+    return [f"-I{_COMPAT}"]
+
+
+def _trace_format(trace) -> str | None:
+    if trace in (None, False):
+        return None
+    if trace is True:
+        return "fst"
+    if trace not in TRACE_FORMATS:
+        raise SimError(f"unknown wave format {trace!r}; choose from {', '.join(TRACE_FORMATS)}")
+    return trace
+
+
+def build_library(*, trace: str | bool | None = None, log=None, **top_kw) -> Path:
+    """The shared library of the top and the harness (cached).
+
+    ``trace``: ``"fst"`` or ``"vcd"`` for a build that can write waves (slower
+    to run), None for the fast one.
+    """
     from .verilator import verilator_env, verilator_exe
 
+    trace = _trace_format(trace)
     verilog = fast_verilog_file(**top_kw)
-    vflags = VERILATOR_FLAGS + (["--trace-fst"] if trace else [])
-    key = hash_inputs(verilog, HARNESS, vflags, CXX_FLAGS, MAKE_VARS, tool_version("verilator"))
+    vflags = VERILATOR_FLAGS + ([TRACE_FORMATS[trace]] if trace else [])
+    extra_cxx = _trace_build_flags(trace) if trace else []
+    cxx = CXX_FLAGS + extra_cxx
+    key = hash_inputs(verilog, HARNESS, vflags, cxx, MAKE_VARS, tool_version("verilator"),
+                      *([_COMPAT / "lz4.h"] if extra_cxx else []))
 
     def build(d: Path) -> None:
         env = verilator_env()
         obj = d / "obj"
         cmd = [verilator_exe(), "--cc", str(verilog), "--top-module", FAST_TOP, "--prefix", "Vtop",
                "-Mdir", str(obj), "--exe", str(HARNESS), "-o", str(d / "libwiretick_sim.so"),
-               *vflags, "-CFLAGS", " ".join(CXX_FLAGS), "-LDFLAGS", "-shared"]
-        if trace:
-            cmd += ["-LDFLAGS", "-lz"]
+               *vflags, "-CFLAGS", " ".join(cxx), "-LDFLAGS", "-shared"]
+        if extra_cxx:
+            # `-llz4` finds this script, which names the runtime library by its soname
+            # (GNU ld applies -L to every -l wherever it appears).
+            (d / "lz4link").mkdir()
+            (d / "lz4link" / "liblz4.so").write_text("INPUT(liblz4.so.1)\n")
+            cmd += ["-LDFLAGS", f"-L{d / 'lz4link'}"]
         jobs = str(max(1, min(4, os.cpu_count() or 1)))
         for step in (cmd, ["make", "-j", jobs, "-C", str(obj), "-f", "Vtop.mk", *MAKE_VARS]):
             if log is not None:
                 print(f"fast engine build: {' '.join(step[:3])} ...", file=log)
             res = subprocess.run(step, env=env, capture_output=True, text=True)
             if res.returncode != 0:
-                raise SimError(f"fast engine build failed ({step[0]}):\n{(res.stdout + res.stderr)[-4000:]}")
+                text = (res.stdout + res.stderr)[-4000:]
+                hint = ""
+                if trace == "fst" and "lz4" in text:
+                    hint = ("\nFST waves need the LZ4 library (Debian: liblz4-1 or liblz4-dev); "
+                            "or write VCD instead: a wave file name ending in .vcd")
+                raise SimError(f"fast engine build failed ({step[0]}):\n{text}{hint}")
         # Keep the library, drop the objects (tens of MB).
         for p in obj.iterdir():
             if p.suffix in (".o", ".a", ".d", ".gch"):
@@ -205,13 +258,13 @@ class FastSim:
 
     Parameters
     ----------
-    trace : bool
-        Load the build with FST support (needed for :meth:`trace`).
+    trace : "fst", "vcd" or None
+        Load the build that can write waves in that format (needed for :meth:`trace`).
     top_kw : dict
         :class:`~wiretick.hdl.top.WiretickTop` parameters (a build per set).
     """
 
-    def __init__(self, *, trace: bool = False, log=None, **top_kw):
+    def __init__(self, *, trace: str | bool | None = None, log=None, **top_kw):
         from wiretick.hdl.top import DEFAULT_NS_PER_CYCLE
         self.lib_path = build_library(trace=trace, log=log, **top_kw)
         self._lib = _load(self.lib_path)
@@ -300,9 +353,9 @@ class FastSim:
     # -------------------------------------------------------------- waves
 
     def trace(self, path: str | os.PathLike) -> None:
-        """Write every signal of every cycle from now on to the FST file ``path``."""
+        """Write every signal of every cycle from now on to ``path`` (the build's format)."""
         if not self._lib.wt_has_trace():
-            raise SimError("this build has no trace support: create FastSim(trace=True)")
+            raise SimError("this build has no trace support: create FastSim(trace='fst') or trace='vcd'")
         if self._lib.wt_trace_open(self._h, os.fsencode(path)):
             raise SimError(f"cannot open trace {path}")
 
@@ -412,7 +465,7 @@ def simulate(capture: str | os.PathLike, config=None, *, out: str | os.PathLike 
         total = None
     own_sim = sim is None
     if own_sim:
-        sim = FastSim(trace=waves is not None, log=build_log)
+        sim = FastSim(trace=waves_format(waves), log=build_log)
     backend = FastBackend(sim, keep_rings=keep_ring)
     writer = NpyTickWriter(out) if out is not None else None
     chunks: list[np.ndarray] = []
@@ -481,6 +534,13 @@ def simulate(capture: str | os.PathLike, config=None, *, out: str | os.PathLike 
             backend.free_dma(dev.ring.dma)
         if own_sim:
             sim.close()
+
+
+def waves_format(path: str | os.PathLike | None) -> str | None:
+    """The wave format a file name asks for: ``.vcd`` is VCD, anything else FST."""
+    if path is None:
+        return None
+    return "vcd" if str(path).lower().endswith(".vcd") else "fst"
 
 
 def reader_dtype():

@@ -240,3 +240,13 @@ def test_cli_sim_ring_open_to_a_live_reader(tmp_path):
     assert live > 0                     # some batches were read while the simulator still ran
     assert ticks_equal(got, np.load(tmp_path / "sim.npy"))
     assert ticks_equal(got, decode_file(cap).ticks)
+
+
+def test_cli_sim_waves_fst(tmp_path, captures_dir):
+    """--waves writes an FST of the run (a build with tracing, cached like the others)."""
+    cap = captures_dir / "live-Multiple.Packets.pcap"
+    waves = tmp_path / "run.fst"
+    _cli("sim", str(cap), "-o", str(tmp_path / "sim.npy"), "--waves", str(waves))
+    raw = waves.read_bytes()
+    assert len(raw) > 1000 and raw[0] == 0          # FST's header block comes first (type 0)
+    assert ticks_equal(np.load(tmp_path / "sim.npy"), decode_file(cap).ticks)

@@ -33,8 +33,12 @@
 #include "Vtop.h"
 #include "Vtop___024root.h"
 #include "verilated.h"
-#if VM_TRACE
+#if VM_TRACE_FST
 #include "verilated_fst_c.h"
+using TraceFile = VerilatedFstC;
+#elif VM_TRACE
+#include "verilated_vcd_c.h"
+using TraceFile = VerilatedVcdC;
 #endif
 
 #define MAC(x) mac___05F##x
@@ -87,7 +91,7 @@ struct Sim {
     uint64_t quiet = 0;  // consecutive cycles without bus activity
     double period_ps = 6400.0;
 #if VM_TRACE
-    std::unique_ptr<VerilatedFstC> tfp;
+    std::unique_ptr<TraceFile> tfp;
 #endif
 };
 
@@ -348,7 +352,7 @@ int wt_trace_open(void *p, const char *path) {
 #if VM_TRACE
     Sim *s = static_cast<Sim *>(p);
     s->ctx->traceEverOn(true);
-    s->tfp.reset(new VerilatedFstC);
+    s->tfp.reset(new TraceFile);
     s->top->trace(s->tfp.get(), 99);
     s->tfp->open(path);
     return 0;
