@@ -190,7 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fast: Verilator + C++ harness (default); cocotb: the cocotb testbench")
     s.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator",
                    help="with --engine cocotb: the simulator (default verilator)")
-    s.add_argument("--waves", metavar="FILE", help="write waveforms (FST) of the whole run to FILE")
+    s.add_argument("--waves", metavar="FILE",
+                   help="write waveforms of the whole run to FILE: fast engine VCD if FILE ends in .vcd, else FST; "
+                        "cocotb: .vcd with Verilator, .fst with Icarus")
     s.add_argument("--ring", metavar="NAME",
                    help="name the ring (/dev/shm/NAME) so strategies can attach while it runs; it stays after")
     s.add_argument("--nslots", type=int, default=1 << 16, help="ring slots, a power of two (default 2^16)")

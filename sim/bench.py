@@ -6,6 +6,9 @@
   (build cached beforehand, the ring reader included: it is part of the run);
 - ``sim.cycles_per_s.cocotb``: the cocotb whole path with Verilator on the same
   feed recipe, :data:`SMALL_MESSAGES` messages long;
+- ``sim.cycles_per_s.cocotb_python_transactors``: the same testbench with the
+  cycle-by-cycle Python MAC driver and AXI slave instead of the harness's bulk
+  buffers, on the :data:`AMARANTH_MESSAGES` feed;
 - ``sim.cycles_per_s.amaranth``: Amaranth's own simulator running the same top
   (registers over AXI4-Lite, an always-ready memory) on that recipe,
   :data:`AMARANTH_MESSAGES` messages long (cycles/s do not depend on the length);
@@ -23,8 +26,8 @@ __all__ = ["bench_sim", "amaranth_cycles_per_s", "FAST_MAX_MESSAGES", "SMALL_MES
 
 #: Most messages the fast engine replays in the bench (its run time stays under a minute).
 FAST_MAX_MESSAGES = 1_000_000
-#: Messages of the capture the cocotb and Amaranth simulators run.
-SMALL_MESSAGES = 2_000
+#: Messages of the capture the cocotb whole path runs (about a second of its time: a steadier figure).
+SMALL_MESSAGES = 20_000
 #: Messages of the slice Amaranth's simulator runs (it is the slowest by far).
 AMARANTH_MESSAGES = 500
 
@@ -84,20 +87,25 @@ def amaranth_cycles_per_s(capture: str | Path, gap: int = 3) -> dict[str, float]
     return out
 
 
-def bench_sim(messages: int, log: TextIO | None = None) -> dict[str, float]:
-    """The figures of the module doc, every one measured in this run."""
+def bench_sim(messages: int, log: TextIO | None = None, *, small: int = SMALL_MESSAGES,
+              tiny: int = AMARANTH_MESSAGES) -> dict[str, float]:
+    """The figures of the module doc, every one measured in this run.
+
+    ``small`` and ``tiny`` are the messages of the cocotb and the Amaranth feeds
+    (smaller only to test this function quickly).
+    """
     from wiretick.host.gen import GenConfig, generate_to_file
 
     from .cocotb_run import measure_cycles_per_s, simulator_available
     from .fast import FastSim, simulate
 
-    n_fast = max(SMALL_MESSAGES, min(messages, FAST_MAX_MESSAGES))
+    n_fast = max(small, min(messages, FAST_MAX_MESSAGES))
     figures: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="wiretick-bench-sim-") as tmp:
         feed = Path(tmp) / "feed.pcap"
-        small, tiny = Path(tmp) / "small.pcap", Path(tmp) / "tiny.pcap"
+        small_feed, tiny_feed = Path(tmp) / "small.pcap", Path(tmp) / "tiny.pcap"
         # One feed recipe at three lengths: the slow simulators get the same kind of traffic.
-        for path, n in ((feed, n_fast), (small, SMALL_MESSAGES), (tiny, AMARANTH_MESSAGES)):
+        for path, n in ((feed, n_fast), (small_feed, small), (tiny_feed, tiny)):
             generate_to_file(path, GenConfig(messages=n, symbols=50, seed=1))
 
         with FastSim(log=log) as sim:                 # builds (or finds) the library outside the timing
@@ -111,14 +119,18 @@ def bench_sim(messages: int, log: TextIO | None = None) -> dict[str, float]:
 
         why = simulator_available("verilator")
         if why is None:
-            c = measure_cycles_per_s(small, simulator="verilator")
+            c = measure_cycles_per_s(small_feed, simulator="verilator")
             figures["sim.cycles_per_s.cocotb"] = round(c["cycles_per_s"])
+            # The classic testbench (Python awaits every clock edge) for comparison: the tiny feed.
+            p = measure_cycles_per_s(tiny_feed, simulator="verilator", transactors="python")
+            figures["sim.cycles_per_s.cocotb_python_transactors"] = round(p["cycles_per_s"])
             if log:
-                print(f"cocotb: {c['cycles']} cycles in {c['wall_s']:.2f} s", file=log)
+                print(f"cocotb: {c['cycles']} cycles in {c['wall_s']:.2f} s; with Python transactors "
+                      f"{p['cycles']} cycles in {p['wall_s']:.2f} s", file=log)
         elif log:
             print(f"cocotb: skipped: {why}", file=log)
 
-        a = amaranth_cycles_per_s(tiny)
+        a = amaranth_cycles_per_s(tiny_feed)
         figures["sim.cycles_per_s.amaranth"] = round(a["cycles_per_s"])
         if log:
             print(f"amaranth: {a['cycles']} cycles in {a['wall_s']:.2f} s", file=log)

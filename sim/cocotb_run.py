@@ -36,7 +36,7 @@ from .build import cached_dir, harness_verilog_file, hash_inputs, tool_version
 from .cocotb_harness import HARNESS_NAME
 
 __all__ = ["SIMULATORS", "TRANSACTORS", "BLOCK", "DEPTH", "CocotbError", "simulator_available", "build_model",
-           "CaseResult", "make_case", "run_job", "measure_cycles_per_s"]
+           "CaseResult", "make_case", "run_job", "measure_cycles_per_s", "WAVE_SUFFIX"]
 
 SIMULATORS = ("verilator", "icarus")
 TRANSACTORS = ("bulk", "python")
@@ -269,6 +269,21 @@ def _check_cases(cases: list[dict]) -> None:
                 pass
 
 
+#: The wave format each simulator writes under cocotb (its runner's choice).
+WAVE_SUFFIX = {"verilator": ".vcd", "icarus": ".fst"}
+
+
+def _check_waves(waves: str | os.PathLike, simulator: str) -> None:
+    """Refuse a waves file name whose suffix says another format than ``simulator`` writes."""
+    want = WAVE_SUFFIX[simulator]
+    got = Path(waves).suffix.lower()
+    if got != want:
+        raise ValueError(f"under cocotb, {simulator} writes {want[1:].upper()} waves: name the file "
+                         f"*{want} (got {Path(waves).name!r}); the fast engine writes either format")
+    if not Path(waves).resolve().parent.is_dir():
+        raise ValueError(f"the waves directory {Path(waves).resolve().parent} does not exist")
+
+
 def run_job(cases: list[dict], *, simulator: str = "verilator", transactors: str = "bulk",
             out: str | os.PathLike | None = None, waves: str | os.PathLike | None = None,
             keep_rings: bool = False, progress_file: str | os.PathLike | None = None,
@@ -301,7 +316,8 @@ def run_job(cases: list[dict], *, simulator: str = "verilator", transactors: str
     Raises
     ------
     ValueError
-        Unknown simulator or transactors, duplicate case names.
+        Unknown simulator or transactors, duplicate case names, a waves file
+        named for the other format (:data:`WAVE_SUFFIX`).
     wiretick.host.capture.CaptureError
         A capture cannot be read (before anything is built or run).
     CocotbError
@@ -314,6 +330,8 @@ def run_job(cases: list[dict], *, simulator: str = "verilator", transactors: str
         raise ValueError(simulator_available(simulator))
     if transactors not in TRANSACTORS:
         raise ValueError(f"transactors must be one of {', '.join(TRANSACTORS)}, not {transactors!r}")
+    if waves is not None:
+        _check_waves(waves, simulator)
     _check_cases(cases)
     build_dir = build_model(simulator, waves=waves is not None)
 

@@ -16,6 +16,8 @@ so each test here is one job and checks all its cases, listing every mismatch.
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +29,7 @@ from wiretick.host.formats import Flag
 from wiretick.host.ring import LAP_BITS, LAP_SHIFT
 from wiretick.sim import cocotb_run
 from wiretick.sim.cocotb_run import CocotbError, make_case, run_job, simulator_available
+from wiretick.sim.run import ticks_equal
 
 SIMULATORS = ["verilator", "icarus"]
 CHECKSUM_OFF = DecodeConfig(check_ip_checksum=False)
@@ -280,3 +283,37 @@ def test_build_failure_shows_the_end_of_the_log(simulator, tmp_path, generated, 
     assert "broken.v" in str(err.value) and "syntax" in str(err.value).lower()
     # A failed build leaves nothing in the cache: the next run builds again.
     assert not any((tmp_path / "cache" / f"cocotb-{simulator}").glob("*/.complete"))
+
+
+# ---------------------------------------------------------------- `wiretick sim --engine cocotb`
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "wiretick.host.cli", *args], capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("simulator", SIMULATORS)
+def test_cli_sim_cocotb_equals_decode(simulator, tmp_path, generated):
+    """The command a user runs, end to end; Icarus also writes its FST waves."""
+    _require(simulator)
+    cap = generated["bad-fcs"]
+    out, ref = tmp_path / "sim.npy", tmp_path / "ref.npy"
+    args = ["sim", str(cap), "-o", str(out), "--engine", "cocotb", "--simulator", simulator]
+    if simulator == "icarus":
+        args += ["--waves", str(tmp_path / "run.fst")]
+    res = _cli(*args)
+    assert res.returncode == 0, res.stderr
+    assert _cli("decode", str(cap), "-o", str(ref)).returncode == 0
+    assert ticks_equal(np.load(out), np.load(ref))
+    assert "aborts=2" in res.stderr
+    if simulator == "icarus":
+        assert (tmp_path / "run.fst").read_bytes()[:1] == b"\x00"     # an FST header block, not VCD text
+
+
+@pytest.mark.parametrize("simulator, name", [("verilator", "run.fst"), ("icarus", "run.vcd")])
+def test_cli_sim_cocotb_refuses_a_waves_name_of_the_other_format(simulator, name, tmp_path, generated):
+    _require(simulator)
+    res = _cli("sim", str(generated["bad-fcs"]), "-o", str(tmp_path / "o.npy"), "--engine", "cocotb",
+               "--simulator", simulator, "--waves", str(tmp_path / name))
+    assert res.returncode == 2 and f"{simulator} writes" in res.stderr, res.stderr
+    assert not (tmp_path / "o.npy").exists()
