@@ -7,6 +7,7 @@ drive and to decode the integers they sample.
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 
 from amaranth.lib import data
@@ -243,8 +244,7 @@ class LiteMaster:
     slave's handshakes; the bench uses ``p=1``.
     """
 
-    def __init__(self, bus, rng: "random.Random | None" = None, p: float = 1.0):
-        import random
+    def __init__(self, bus, rng: random.Random | None = None, p: float = 1.0):
         self.bus = bus
         self.rng = rng or random.Random(0)
         self.p = p

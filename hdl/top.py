@@ -52,7 +52,8 @@ from .dma import DMAState, TickDMA
 from .parser import ItchParser
 from .regs import MAP_SIZE, RegisterFile
 
-__all__ = ["WiretickTop", "TOP_NAME", "DEFAULT_NS_PER_CYCLE", "TOP_WAIVERS", "top_verilog", "lint_top"]
+__all__ = ["WiretickTop", "TOP_NAME", "DEFAULT_NS_PER_CYCLE", "TOP_WAIVERS", "registered_reset_domains", "top_verilog",
+           "lint_top"]
 
 #: Verilog module name of the top.
 TOP_NAME = "wiretick_top"
@@ -149,6 +150,23 @@ class WiretickTop(wiring.Component):
             regs.dma_bus_errors.eq(dma.bus_errors),
         ]
         return m
+
+
+def registered_reset_domains(m, clk, rst, raw: str = "raw") -> None:
+    """Add ``sync`` on ``clk`` with its reset taken from ``rst`` through a register, and a reset-less ``raw``.
+
+    A wrapper around the top (a board, a simulation harness) registers its
+    inputs in ``raw``.  On a board the reset reaches the fabric through a
+    synchronizer register anyway; in Verilator a raw reset input would feed
+    every register's next-state logic, which it then re-evaluates whenever any
+    input changes.  The design sees reset one cycle later, which nothing can
+    tell apart.
+    """
+    from amaranth.hdl import ClockDomain
+    sync, free = ClockDomain("sync"), ClockDomain(raw, reset_less=True)
+    m.domains += [sync, free]
+    m.d.comb += [sync.clk.eq(clk), free.clk.eq(clk)]
+    m.d[raw] += sync.rst.eq(rst)
 
 
 # =========================================================================== Verilog and lint

@@ -15,8 +15,6 @@ import time
 from pathlib import Path
 from typing import Callable, TextIO
 
-import numpy as np
-
 __all__ = ["SUITES", "run_suites", "bench_decode"]
 
 

@@ -45,7 +45,7 @@ from .tick import TICK_DTYPE
 __all__ = [
     "MAGIC", "VERSION", "SLOT_SIZE", "CONTROL_SIZE", "DATA_OFFSET", "MIN_SLOTS",
     "OFF_HEAD", "OFF_STATE", "OFF_DROPPED", "STATE_NEW", "STATE_RUNNING", "STATE_STOPPED",
-    "LAP_SHIFT", "LAP_BITS", "RingError", "RingLapped", "LapEvent", "RingHeader",
+    "LAP_SHIFT", "LAP_BITS", "without_lap_tags", "RingError", "RingLapped", "LapEvent", "RingHeader",
     "ring_path", "ring_bytes", "lap_tag", "init_ring", "create_ring", "read_header",
     "Ring", "RingWriter",
 ]
@@ -71,6 +71,15 @@ LAP_SHIFT = 12
 LAP_BITS = 0xF << LAP_SHIFT
 _W7_TAG_SHIFT = 32 + LAP_SHIFT
 _W7_KEEP = np.uint64(~(0xF << _W7_TAG_SHIFT) & 0xFFFF_FFFF_FFFF_FFFF)
+
+
+def without_lap_tags(ticks: np.ndarray) -> np.ndarray:
+    """A copy of ``ticks`` with the ring's lap tag cleared: the ticks as the parser made them."""
+    out = np.array(ticks, copy=True)
+    out["flags"] &= np.uint16(~LAP_BITS & 0xFFFF)
+    return out
+
+
 # A fresh ring holds lap tag 15 ("lap -1") and seq 0 in every slot, so a torn
 # first-lap write (seq landed, second half not) reads as "not yet" too.
 _FRESH_W7 = 0xF << _W7_TAG_SHIFT

@@ -47,14 +47,14 @@ its reset from ``rst`` one cycle late, which no test can tell apart.
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, ClockDomain, Module, Mux, Signal
+from amaranth.hdl import Array, Cat, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from wiretick.hdl.axi import AXI4LiteSignature, AXI4WriteSignature
 from wiretick.hdl.common import mac_beat_layout
 from wiretick.hdl.regs import MAP_SIZE
-from wiretick.hdl.top import WiretickTop
+from wiretick.hdl.top import WiretickTop, registered_reset_domains
 
 __all__ = ["CocotbHarness", "HARNESS_NAME", "ENTRY_BITS", "CAP_BITS", "CAP_SLACK", "harness_verilog",
            "harness_ports"]
@@ -115,12 +115,7 @@ class CocotbHarness(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        # The design's reset comes from a register (one cycle late): as a
-        # top-level input it would feed every register's next-state logic.
-        m.domains.sync = sync = ClockDomain("sync")
-        m.domains.raw = raw = ClockDomain("raw", reset_less=True)
-        m.d.comb += [sync.clk.eq(self.clk), raw.clk.eq(self.clk)]
-        m.d.raw += sync.rst.eq(self.rst)
+        registered_reset_domains(m, self.clk, self.rst)
         m.submodules.top = top = WiretickTop(**self.top_kw)
         wiring.connect(m, wiring.flipped(self.s_axil), top.s_axil)
         K, D = self.block, self.depth

@@ -216,7 +216,7 @@ class CaseResult:
 
 
 def make_case(name: str, capture: str | os.PathLike, config=None, *, nslots: int = 1 << 12,
-              ring: str | os.PathLike | None = None, gap: int = 3, interval: int = 64) -> dict:
+              ring: str | os.PathLike | None = None, gap: int = 3, interval: int = 64, lap_tags: bool = True) -> dict:
     """One case of a job: ``capture`` through the device configured with ``config`` into a ring.
 
     Parameters
@@ -235,6 +235,10 @@ def make_case(name: str, capture: str | os.PathLike, config=None, *, nslots: int
         Idle cycles between frames (3: Ethernet's 12-byte gap and 8-byte preamble).
     interval : int
         The shadow head's interval (SHADOW_INTERVAL).
+    lap_tags : bool
+        Keep the ring's lap tag (``flags`` bits 12..15) in the ticks the reader
+        saw (the tests check it); False: the ticks as the parser made them,
+        ``wiretick decode``'s contract.
     """
     from wiretick.host.decode import DecodeConfig
     config = config or DecodeConfig()
@@ -249,6 +253,7 @@ def make_case(name: str, capture: str | os.PathLike, config=None, *, nslots: int
         "config": {"ip_dst": config.ip_dst, "port": config.port, "check_ip_checksum": config.check_ip_checksum,
                    "sequence_check": config.sequence_check},
         "nslots": nslots, "ring": None if ring is None else str(ring), "gap": gap, "interval": interval,
+        "lap_tags": bool(lap_tags),
     }
 
 

@@ -33,8 +33,9 @@ from typing import Callable
 
 import numpy as np
 
-from wiretick.host.device import Backend, Device, DmaBuffer, FileDma
+from wiretick.host.device import Device
 
+from .backend import SimBackend, reader_safe_chunks
 from .build import cached_dir, design_inputs, hash_inputs, tool_version
 
 __all__ = ["SimError", "TRACE_FORMATS", "waves_format", "build_library", "fast_verilog", "fast_verilog_file", "FastSim", "FastBackend", "SimRun",
@@ -88,11 +89,11 @@ def _fast_top(**top_kw):
     sees reset, and every MAC beat, one cycle after the harness drives it.  The
     AXI ports are wired straight through (their handshakes are combinational).
     """
-    from amaranth.hdl import ClockDomain, Module
+    from amaranth.hdl import Module
     from amaranth.lib import wiring
     from amaranth.lib.wiring import In
 
-    from wiretick.hdl.top import WiretickTop
+    from wiretick.hdl.top import WiretickTop, registered_reset_domains
 
     class FastTop(wiring.Component):
         def __init__(self):
@@ -101,10 +102,7 @@ def _fast_top(**top_kw):
 
         def elaborate(self, platform):
             m = Module()
-            m.domains.sync = sync = ClockDomain("sync")
-            m.domains.board = board = ClockDomain("board", reset_less=True)
-            m.d.comb += [sync.clk.eq(self.clk), board.clk.eq(self.clk)]
-            m.d.board += sync.rst.eq(self.rst)
+            registered_reset_domains(m, self.clk, self.rst, raw="board")
             m.submodules.top = top = self.top
             m.d.board += [top.mac.valid.eq(self.mac.valid), top.mac.payload.eq(self.mac.payload)]
             wiring.connect(m, wiring.flipped(self.s_axil), top.s_axil)
@@ -381,7 +379,7 @@ class FastSim:
             pass
 
 
-class FastBackend(Backend):
+class FastBackend(SimBackend):
     """A :class:`~wiretick.host.device.Backend` on a :class:`FastSim`: what ``Device`` drives.
 
     DMA buffers are files (``dma_dir``, default ``/dev/shm``) with bus addresses
@@ -394,9 +392,8 @@ class FastBackend(Backend):
 
     def __init__(self, sim: FastSim | None = None, *, dma_dir: str | os.PathLike = "/dev/shm",
                  keep_rings: bool = False, **sim_kw):
+        super().__init__(dma_dir, prefix="wiretick-fast", keep_rings=keep_rings)
         self.sim = sim if sim is not None else FastSim(**sim_kw)
-        self._dma = FileDma(dma_dir, prefix="wiretick-fast")
-        self._keep = keep_rings
         self._ended = False
 
     def read32(self, offset: int) -> int:
@@ -405,19 +402,11 @@ class FastBackend(Backend):
     def write32(self, offset: int, value: int) -> None:
         self.sim.reg_write(offset, value)
 
-    def alloc_dma(self, size: int, *, name: str | None = None) -> DmaBuffer:
-        buf = self._dma.alloc(size, name)
-        try:
-            self.sim.map(buf.bus_address, buf.size, buf.path)
-        except BaseException:
-            self._dma.free(buf)
-            raise
-        return buf
+    def map_bus(self, bus_address: int, size: int, path) -> None:
+        self.sim.map(bus_address, size, path)
 
-    def free_dma(self, buf: DmaBuffer) -> None:
-        self.sim.unmap(buf.bus_address)
-        if not self._keep:
-            self._dma.free(buf)
+    def unmap_bus(self, bus_address: int) -> None:
+        self.sim.unmap(bus_address)
 
     def end_input(self, ended: bool = True) -> None:
         self._ended = ended
@@ -461,8 +450,8 @@ def simulate(capture: str | os.PathLike, config=None, *, out: str | os.PathLike 
     between chunks.
     """
     from wiretick.host.capture import open_capture
-    from wiretick.host.decode import MIN_MESSAGE_BLOCK, DecodeConfig, NpyTickWriter
-    from wiretick.host.ring import DATA_OFFSET, LAP_BITS, OFF_HEAD, Ring
+    from wiretick.host.decode import DecodeConfig, NpyTickWriter
+    from wiretick.host.ring import DATA_OFFSET, OFF_HEAD, Ring, without_lap_tags
 
     config = config or DecodeConfig()
     with open_capture(capture) as cap:            # a bad capture fails here, before anything is made
@@ -488,8 +477,7 @@ def simulate(capture: str | os.PathLike, config=None, *, out: str | os.PathLike 
         def drain() -> None:
             for part in reader.poll_parts():
                 # The lap tag belongs to the ring, not the tick: the output is `wiretick decode`'s.
-                tick = part.copy()
-                tick["flags"] &= np.uint16(~LAP_BITS & 0xFFFF)
+                tick = without_lap_tags(part)
                 if writer is not None:
                     writer.write(tick)
                 else:
@@ -502,15 +490,10 @@ def simulate(capture: str | os.PathLike, config=None, *, out: str | os.PathLike 
         with open_capture(capture, batch_frames=batch_frames) as cap:
             total = cap.frame_count if hasattr(cap, "frame_count") else None
             for batch in cap:
-                bound = np.cumsum(batch.length // MIN_MESSAGE_BLOCK + 2)
-                lo = 0
-                while lo < len(batch):
-                    base = int(bound[lo - 1]) if lo else 0
-                    hi = max(lo + 1, int(np.searchsorted(bound, base + budget, "right")))
+                for lo, hi in reader_safe_chunks(batch.length, budget):
                     sim.push_frames(batch.buf, batch.offset[lo:hi], batch.length[lo:hi], batch.bad[lo:hi], gap)
                     drain()
                     done += hi - lo
-                    lo = hi
                     if progress is not None:
                         progress(done, total)
         sim.run_until_idle()

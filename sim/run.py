@@ -178,7 +178,7 @@ def _run_cocotb(capture, out: Path, config, *, simulator, waves, ring, nslots, p
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     try:
-        case = make_case("run", capture, config, nslots=nslots, ring=ring)
+        case = make_case("run", capture, config, nslots=nslots, ring=ring, lap_tags=False)
         res = run_job([case], simulator=simulator, out=work / "out", waves=waves, keep_rings=ring is not None,
                       progress_file=str(progress_file), log_file=work / "sim.log")["run"]
     finally:

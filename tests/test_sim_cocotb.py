@@ -29,7 +29,6 @@ from wiretick.host.formats import Flag
 from wiretick.host.ring import LAP_BITS, LAP_SHIFT
 from wiretick.sim import cocotb_run
 from wiretick.sim.cocotb_run import CocotbError, make_case, run_job, simulator_available
-from wiretick.sim.run import ticks_equal
 
 SIMULATORS = ["verilator", "icarus"]
 CHECKSUM_OFF = DecodeConfig(check_ip_checksum=False)
@@ -294,19 +293,24 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize("simulator", SIMULATORS)
 def test_cli_sim_cocotb_equals_decode(simulator, tmp_path, generated):
-    """The command a user runs, end to end; Icarus also writes its FST waves."""
+    """The command a user runs, end to end: on Verilator a feed that laps a small ring (the output carries
+    no lap tag: it is `wiretick decode`'s), on Icarus the abort events, with FST waves."""
     _require(simulator)
-    cap = generated["bad-fcs"]
+    cap = generated["mixed-verilator"] if simulator == "verilator" else generated["bad-fcs"]
     out, ref = tmp_path / "sim.npy", tmp_path / "ref.npy"
-    args = ["sim", str(cap), "-o", str(out), "--engine", "cocotb", "--simulator", simulator]
+    args = ["sim", str(cap), "-o", str(out), "--engine", "cocotb", "--simulator", simulator, "--nslots", "64"]
     if simulator == "icarus":
         args += ["--waves", str(tmp_path / "run.fst")]
     res = _cli(*args)
     assert res.returncode == 0, res.stderr
     assert _cli("decode", str(cap), "-o", str(ref)).returncode == 0
-    assert ticks_equal(np.load(out), np.load(ref))
-    assert "aborts=2" in res.stderr
+    got, want = np.load(out), np.load(ref)
+    assert len(got) == len(want) and (simulator == "icarus" or len(got) > 3 * 64)
+    for field in want.dtype.names:
+        if field != "ts_rx":
+            np.testing.assert_array_equal(got[field], want[field], err_msg=field)
     if simulator == "icarus":
+        assert "aborts=2" in res.stderr
         assert (tmp_path / "run.fst").read_bytes()[:1] == b"\x00"     # an FST header block, not VCD text
 
 
