@@ -109,8 +109,10 @@ def cmd_sim(args: argparse.Namespace) -> int:
                   waves=args.waves, ring=args.ring, nslots=args.nslots, log=sys.stderr)
     print(format_counters(res.counters), file=sys.stderr)
     rate = res.cycles / res.wall_s if res.wall_s else 0.0
+    shown = f"{rate / 1e6:.2f} M" if rate >= 1e5 else f"{rate:,.0f}"      # Icarus runs hundreds a second
+    engine = args.engine if args.engine == "fast" else f"{args.engine} on {args.simulator}"
     print(f"wrote {res.ticks} ticks to {args.output}: {res.cycles} cycles in {res.wall_s:.2f} s "
-          f"({rate / 1e6:.2f} M cycles/s, {args.engine} engine)", file=sys.stderr)
+          f"({shown} cycles/s, {engine} engine)", file=sys.stderr)
     if args.ring:
         print(f"ring {args.ring} stays for readers: wiretick.host.ring.Ring({args.ring!r})", file=sys.stderr)
     if not res.guards_intact or res.violations:

@@ -1,8 +1,9 @@
 """The HDL side of the cocotb testbench: :class:`WiretickTop` plus two bulk transactors.
 
-cocotb costs tens of microseconds of Python per clock edge it waits for, so a
-testbench that drives the MAC and answers the AXI bus cycle by cycle from
-Python runs a few thousand cycles per second.  The harness moves the two
+cocotb costs microseconds of Python for every clock edge a coroutine waits for,
+so a testbench that drives the MAC and answers the AXI bus cycle by cycle from
+Python spends most of its time there (about 50k cycles/s on Verilator, a
+quarter of the bulk mode's speed: ``wiretick bench sim``).  The harness moves the two
 cycle-by-cycle protocols into HDL buffers that Python fills and empties a block
 at a time, and keeps the cycle-by-cycle path for comparison:
 
