@@ -250,3 +250,34 @@ def test_cli_sim_waves_fst(tmp_path, captures_dir):
     raw = waves.read_bytes()
     assert len(raw) > 1000 and raw[0] == 0          # FST's header block comes first (type 0)
     assert ticks_equal(np.load(tmp_path / "sim.npy"), decode_file(cap).ticks)
+
+
+# ---------------------------------------------------------------- the harness's own checks can fail
+
+
+def test_writes_outside_the_ring_are_caught(tmp_path):
+    """The checks every test relies on do fire: a ring pointed past its buffer's end (a driver bug the
+    device cannot know about) writes the guard zone and unmapped memory, and a narrowed allowed range
+    counts writes outside it."""
+    from wiretick.host.device import Device
+    from wiretick.host.ring import DATA_OFFSET
+
+    frames = [make_frame([encode_message("D", order_ref=k) for k in range(8)], seq=1 + 8 * i) for i in range(40)]
+    batch = FrameBatch.from_frames(frames)
+    with fast.FastSim() as sim:
+        dev = Device(fast.FastBackend(sim))
+        setup = dev.setup_ring(128)
+        bus, size = setup.dma.bus_address, setup.dma.size
+        sim.allow(bus, DATA_OFFSET, DATA_OFFSET + 64 * 8)            # only the first 8 slots
+        # 128 slots starting 8 before the end of the buffer: 120 of them (7.5 KiB) lie past it,
+        # through the 4 KiB guard zone into unmapped memory.
+        dev.write("RING_BASE", bus + size - 64 * 8)
+        dev.start()
+        sim.push_frames(batch.buf, batch.offset, batch.length, batch.bad)
+        sim.run_until_idle()
+        dev.stop()
+        stats = sim.stats()
+        assert stats["guard_hits"] > 0 and stats["unmapped"] > 0
+        assert stats["outside"] > 0
+        assert not sim.guards_intact()
+        dev.close()
