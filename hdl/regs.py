@@ -203,8 +203,9 @@ class RegisterClient:
 # =========================================================================== gateware
 
 try:
-    from amaranth.hdl import Const, Module, Signal, unsigned
+    from amaranth.hdl import Const, Module, Mux, Signal, unsigned
     from amaranth.lib import data, wiring
+    from amaranth.lib.memory import Memory
     from amaranth.lib.wiring import In, Out
     _Component = wiring.Component
 except ImportError:  # pragma: no cover - a host without Amaranth still reads the map above
@@ -305,13 +306,35 @@ class RegisterFile(_Component):
         m.submodules.clock = clock = NsClock(self.ns_per_cycle)
         m.d.comb += self.timestamp.eq(clock.ns)
 
-        # Latched copies of the snap registers.
-        latched = {}
+        # Latched copies of the snap registers, kept in memories (a few registers to
+        # a word) written on SNAPSHOT.  As registers, each would have a next value
+        # that holds it on every other cycle, and since SNAPSHOT comes straight from
+        # the bus inputs, a Verilated model recomputes all of them at every
+        # evaluation (a tenth of its work); a memory write costs nothing while its
+        # enable is low.  Words of at most 512 bits: Amaranth's Python simulator
+        # spells a write out bit by bit, and a much wider word overflows Python's
+        # compiler.  Memories are not reset: ``snapped`` (reset to 0, set by a
+        # snapshot) makes them read 0 until the first snapshot after reset, as
+        # reset registers would.
+        snapped = Signal()
+        with m.If(self.snapshot):
+            m.d.sync += snapped.eq(1)
+        groups = [[]]
         for r in REGISTERS:
             if r.access == "snap":
-                latched[r.name] = Signal(r.width, name=f"snap_{r.name.lower()}")
-                with m.If(self.snapshot):
-                    m.d.sync += latched[r.name].eq(self._snap_source(r, clock.ns))
+                if sum(g.width for g in groups[-1]) + r.width > 512:
+                    groups.append([])
+                groups[-1].append(r)
+        latched = {}
+        for k, group in enumerate(groups):
+            mem = Memory(shape=data.StructLayout({r.name: unsigned(r.width) for r in group}), depth=1, init=[{}])
+            m.submodules[f"snap_mem{k}"] = mem
+            wr = mem.write_port()
+            m.d.comb += wr.en.eq(self.snapshot)
+            for r in group:
+                m.d.comb += wr.data[r.name].eq(self._snap_source(r, clock.ns))
+            stored = mem.read_port(domain="comb").data
+            latched.update({r.name: stored[r.name] for r in group})
 
         # ------------------------------------------------------------ reads
         def read_value(r: Register):
@@ -342,7 +365,8 @@ class RegisterFile(_Component):
                     value = read_value(r)
                     for i, off in enumerate(words(r)):
                         with m.Case(off >> 2):
-                            m.d.sync += rdata.eq(value[32 * i:32 * i + 32])
+                            word = value[32 * i:32 * i + 32]
+                            m.d.sync += rdata.eq(Mux(snapped, word, 0) if r.access == "snap" else word)
                 with m.Default():
                     m.d.sync += rdata.eq(0)
 
