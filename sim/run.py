@@ -127,6 +127,8 @@ def run_sim(capture: str | os.PathLike, output: str | os.PathLike, config=None, 
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
     out = _check_output(output)
+    if waves is not None and not Path(waves).resolve().parent.is_dir():
+        raise ValueError(f"the waves directory {Path(waves).resolve().parent} does not exist")
     _check_nslots(nslots)
     if engine == "fast" and simulator != "verilator":
         raise ValueError("the fast engine is Verilator only; --simulator icarus needs --engine cocotb")

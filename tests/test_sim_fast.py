@@ -193,6 +193,9 @@ def test_cli_sim_refuses_bad_input_before_running(tmp_path):
     assert res.returncode == 2 and "does not exist" in res.stderr
     res = _cli("sim", str(cap), "-o", str(tmp_path / "o.npy"), "--nslots", "1000", check=False)
     assert res.returncode == 2 and "power of two" in res.stderr
+    res = _cli("sim", str(cap), "-o", str(tmp_path / "o.npy"), "--waves", str(tmp_path / "nodir" / "w.fst"),
+               check=False)
+    assert res.returncode == 2 and "waves directory" in res.stderr and "does not exist" in res.stderr
     assert not (tmp_path / "o.npy").exists()
 
 
