@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import struct
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,8 +13,6 @@ from hypothesis import strategies as st
 from wiretick.host.capture import (
     MAX_RECORD, Capture, CaptureError, FrameBatch, open_capture, read_frames, write_pcap, write_pcapng,
 )
-
-CAPTURES = Path("/work/shared/captures/nasdaq-itch50")
 
 # Frame lengths per shared capture, counted by hand from the files' record headers.
 SHARED = {
@@ -114,8 +111,8 @@ def spb(data: bytes, e: str = "<") -> bytes:
 # ---- the shared real captures
 
 @pytest.mark.parametrize("name", sorted(SHARED))
-def test_shared_captures(name):
-    path = CAPTURES / name
+def test_shared_captures(name, captures_dir):
+    path = captures_dir / name
     raw = path.read_bytes()
     with open_capture(path) as cap:
         assert (cap.format, cap.linktype) == ("pcap", 1)
@@ -136,10 +133,10 @@ def test_shared_captures(name):
     assert not b.bad.any()
 
 
-def test_shared_capture_is_zero_copy_and_read_only():
-    b = read_frames(CAPTURES / "live-Multiple.Packets.pcap")
+def test_shared_capture_is_zero_copy_and_read_only(captures_dir):
+    b = read_frames(captures_dir / "live-Multiple.Packets.pcap")
     assert not b.buf.flags.writeable
-    assert len(b.buf) == (CAPTURES / "live-Multiple.Packets.pcap").stat().st_size
+    assert len(b.buf) == (captures_dir / "live-Multiple.Packets.pcap").stat().st_size
     base = b.buf
     while not isinstance(base, np.memmap) and base.base is not None:
         base = base.base
