@@ -36,7 +36,7 @@ from .build import cached_dir, harness_verilog_file, hash_inputs, tool_version
 from .cocotb_harness import HARNESS_NAME
 
 __all__ = ["SIMULATORS", "TRANSACTORS", "BLOCK", "DEPTH", "CocotbError", "simulator_available", "build_model",
-           "CaseResult", "make_case", "run_job", "measure_cycles_per_s", "WAVE_SUFFIX"]
+           "CaseResult", "make_case", "run_job", "measure_cycles_per_s", "WAVE_SUFFIX", "check_waves"]
 
 SIMULATORS = ("verilator", "icarus")
 TRANSACTORS = ("bulk", "python")
@@ -278,7 +278,7 @@ def _check_cases(cases: list[dict]) -> None:
 WAVE_SUFFIX = {"verilator": ".vcd", "icarus": ".fst"}
 
 
-def _check_waves(waves: str | os.PathLike, simulator: str) -> None:
+def check_waves(waves: str | os.PathLike, simulator: str) -> None:
     """Refuse a waves file name whose suffix says another format than ``simulator`` writes."""
     want = WAVE_SUFFIX[simulator]
     got = Path(waves).suffix.lower()
@@ -336,7 +336,7 @@ def run_job(cases: list[dict], *, simulator: str = "verilator", transactors: str
     if transactors not in TRANSACTORS:
         raise ValueError(f"transactors must be one of {', '.join(TRANSACTORS)}, not {transactors!r}")
     if waves is not None:
-        _check_waves(waves, simulator)
+        check_waves(waves, simulator)
     _check_cases(cases)
     build_dir = build_model(simulator, waves=waves is not None)
 

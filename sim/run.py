@@ -134,14 +134,14 @@ def run_sim(capture: str | os.PathLike, output: str | os.PathLike, config=None, 
         raise ValueError("the fast engine is Verilator only; --simulator icarus needs --engine cocotb")
     total = count_frames(capture)
     if engine == "cocotb":
-        from .cocotb_run import SIMULATORS, _check_waves, simulator_available
+        from .cocotb_run import SIMULATORS, check_waves, simulator_available
         if simulator not in SIMULATORS:
             raise ValueError(f"unknown simulator {simulator!r}; choose from {', '.join(SIMULATORS)}")
         why = simulator_available(simulator)
         if why:
             raise ValueError(why)
         if waves is not None:
-            _check_waves(waves, simulator)
+            check_waves(waves, simulator)
     progress = Progress(total, log)
     try:
         if engine == "fast":
