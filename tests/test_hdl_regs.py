@@ -8,6 +8,7 @@ import sys
 from fractions import Fraction
 
 import pytest
+from amaranth.hdl import ResetInserter, Signal
 from amaranth.sim import Simulator
 
 from wiretick.hdl.clock import NsClock, period_fs
@@ -194,6 +195,34 @@ def test_snapshot_is_consistent():
     sim.add_testbench(tb)
     sim.add_testbench(drive, background=True)
     sim.add_testbench(pulse, background=True)
+    sim.run()
+
+
+def test_reset_clears_the_snapshot():
+    # The snapshot copies live in memories, which a reset does not clear: reads
+    # must still give 0 after a reset until the next SNAPSHOT, as reset registers would.
+    dut = RegisterFile(counter_bits=40)
+    rst = Signal()
+    top = ResetInserter(rst)(dut)
+    host = LiteMaster(dut.bus)
+
+    async def tb(ctx):
+        for i in range(len(COUNTERS)):
+            ctx.set(dut.counters[i], 1000 + i)
+        ctx.set(dut.parser_lost, 7)
+        await host.write_reg(ctx, "SNAPSHOT", 1)
+        assert await host.read_reg(ctx, "CNT_frames") == 1000
+        assert await host.read_reg(ctx, "PARSER_LOST") == 7
+        ctx.set(rst, 1)
+        await ctx.tick()
+        ctx.set(rst, 0)
+        assert [await host.read_reg(ctx, n) for n in ("CNT_frames", "PARSER_LOST", "CLOCK")] == [0, 0, 0]
+        await host.write_reg(ctx, "SNAPSHOT", 1)
+        assert await host.read_reg(ctx, "CNT_frames") == 1000
+
+    sim = Simulator(top)
+    sim.add_clock(4e-9)
+    sim.add_testbench(tb)
     sim.run()
 
 
