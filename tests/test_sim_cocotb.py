@@ -314,6 +314,18 @@ def test_cli_sim_cocotb_equals_decode(simulator, tmp_path, generated):
         assert (tmp_path / "run.fst").read_bytes()[:1] == b"\x00"     # an FST header block, not VCD text
 
 
+def test_cli_sim_cocotb_verilator_waves(tmp_path, generated):
+    """Verilator under cocotb writes VCD (its own build with --trace, cached like the other)."""
+    _require("verilator")
+    cap, out, ref = generated["bad-fcs"], tmp_path / "sim.npy", tmp_path / "ref.npy"
+    res = _cli("sim", str(cap), "-o", str(out), "--engine", "cocotb", "--waves", str(tmp_path / "run.vcd"))
+    assert res.returncode == 0, res.stderr
+    assert _cli("decode", str(cap), "-o", str(ref)).returncode == 0
+    assert len(np.load(out)) == len(np.load(ref))
+    head = (tmp_path / "run.vcd").read_text(errors="replace")[:4000]
+    assert "$timescale" in head and "mac__valid" in head
+
+
 @pytest.mark.parametrize("simulator, name", [("verilator", "run.fst"), ("icarus", "run.vcd")])
 def test_cli_sim_cocotb_refuses_a_waves_name_of_the_other_format(simulator, name, tmp_path, generated):
     _require(simulator)
