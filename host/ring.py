@@ -40,13 +40,15 @@ from typing import Callable, Iterator, Literal
 
 import numpy as np
 
+from .errors import WiretickError
 from .tick import TICK_DTYPE
 
 __all__ = [
     "MAGIC", "VERSION", "SLOT_SIZE", "CONTROL_SIZE", "DATA_OFFSET", "MIN_SLOTS",
     "OFF_HEAD", "OFF_STATE", "OFF_DROPPED", "STATE_NEW", "STATE_RUNNING", "STATE_STOPPED",
     "LAP_SHIFT", "LAP_BITS", "without_lap_tags", "RingError", "RingLapped", "LapEvent", "RingHeader",
-    "ring_path", "ring_bytes", "lap_tag", "init_ring", "create_ring", "read_header",
+    "check_ring_name", "ring_path", "ring_users", "check_replaceable", "ring_bytes", "lap_tag", "init_ring",
+    "create_ring", "read_header",
     "Ring", "RingWriter",
 ]
 
@@ -95,8 +97,8 @@ _MAP_NORESERVE, _MAP_POPULATE = 0x4000, 0x8000
 _PAGE = mmap.PAGESIZE
 
 
-class RingError(ValueError):
-    """A ring that cannot be used: a bad control page or a bad configuration."""
+class RingError(WiretickError, ValueError):
+    """A ring that cannot be used: a bad name, a bad control page or a bad configuration."""
 
 
 @dataclass(frozen=True)
@@ -149,12 +151,109 @@ class RingHeader:
         return self.data_offset + self.data_bytes
 
 
-def ring_path(target: str | os.PathLike) -> Path:
-    """The file of a ring: a bare name is ``/dev/shm/<name>``; anything with a ``/`` is a path."""
-    text = os.fspath(target)
-    if not text:
+def check_ring_name(name: str) -> str:
+    """``name`` if it is a ring name: one file name, no separator, not ``.`` or ``..``.
+
+    A name lives in a ring directory (``/dev/shm``); anything else is a path,
+    which callers must pass explicitly (a :class:`pathlib.Path`, ``--ring-path``).
+    """
+    if not isinstance(name, str):
+        raise RingError(f"a ring name is a str, got {type(name).__name__}")
+    if not name:
         raise RingError("ring name is empty")
-    return Path(text) if "/" in text else Path("/dev/shm") / text
+    if "/" in name or "\\" in name or "\0" in name or name in (".", ".."):
+        raise RingError(f"ring name {name!r} is not a name: no '/', '..' or NUL (to put a ring elsewhere, "
+                        f"give a path explicitly: a pathlib.Path, or --ring-path on the command line)")
+    return name
+
+
+def ring_path(target: str | os.PathLike) -> Path:
+    """The file of a ring: a name (a ``str``) is ``/dev/shm/<name>``; a path must be a ``PathLike``.
+
+    A string with a separator or ``..`` is refused (:func:`check_ring_name`),
+    so a name can never point out of the ring directory.
+    """
+    if isinstance(target, str):
+        return Path("/dev/shm") / check_ring_name(target)
+    if isinstance(target, os.PathLike):
+        path = Path(target)
+        if not str(path) or path == Path("."):
+            raise RingError("ring path is empty")
+        return path
+    raise RingError(f"a ring is a name (str) or a path (PathLike), got {type(target).__name__}")
+
+
+def ring_users(path: str | os.PathLike) -> list[int]:
+    """Processes that have the file ``path`` mapped or open (from ``/proc``), this one included.
+
+    Readers close their descriptor once the ring is mapped, so the mappings are
+    what shows a live reader; processes whose ``/proc`` entries cannot be read
+    (another user's, without privileges) are not seen.
+    """
+    st = os.stat(path)
+    dev = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}"
+    ino = str(st.st_ino)
+    users = []
+    try:
+        pids = [e.name for e in os.scandir("/proc") if e.name.isdigit()]
+    except OSError:
+        return users
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/maps", "rb") as f:
+                maps = f.read().decode("ascii", "replace")
+        except OSError:
+            continue
+        hit = any(len(p) >= 5 and p[4] == ino and p[3] == dev for p in (line.split(None, 5)
+                                                                     for line in maps.splitlines()))
+        if not hit:
+            try:
+                for fd in os.scandir(f"/proc/{pid}/fd"):
+                    try:
+                        fst = os.stat(fd.path)
+                    except OSError:
+                        continue
+                    if fst.st_ino == st.st_ino and fst.st_dev == st.st_dev:
+                        hit = True
+                        break
+            except OSError:
+                pass
+        if hit:
+            users.append(int(pid))
+    return users
+
+
+def check_replaceable(path: str | os.PathLike, *, force: bool = False) -> None:
+    """Refuse to replace ``path`` unless it is a wiretick ring that nobody uses (or ``force``).
+
+    A file that is not a ring (its first 8 bytes are not the magic) is never
+    replaced, ``force`` or not; a ring that a process has mapped or open is
+    replaced only with ``force`` (the processes keep the old one).  Nothing to
+    do when ``path`` does not exist.
+    """
+    path = Path(path)
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    import stat as _stat
+    if not _stat.S_ISREG(st.st_mode):
+        raise RingError(f"{path} exists and is not a regular file: not replacing it with a ring")
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(len(MAGIC))
+    except OSError as e:
+        raise RingError(f"{path} exists and cannot be read ({e.strerror}): not replacing it with a ring") from None
+    if magic != MAGIC:
+        raise RingError(f"{path} exists and is not a wiretick ring (it does not start with {MAGIC!r}): "
+                        f"wiretick never replaces it; pick another ring name")
+    if force:
+        return
+    users = [p for p in ring_users(path)]
+    if users:
+        who = ", ".join(str(p) for p in users[:8]) + (" ..." if len(users) > 8 else "")
+        raise RingError(f"ring {path} is in use (mapped or open by process {who}): not replacing it; "
+                        f"pass --force (force=True) to replace it anyway (they keep the old ring)")
 
 
 def ring_bytes(nslots: int) -> int:
@@ -256,23 +355,29 @@ def init_ring(buffer, nslots: int) -> RingHeader:
     return RingHeader(nslots, DATA_OFFSET)
 
 
-def create_ring(target: str | os.PathLike, nslots: int, *, overwrite: bool = False) -> Path:
-    """Create and initialise a ring file (``/dev/shm/<name>`` for a bare name).
+def create_ring(target: str | os.PathLike, nslots: int, *, overwrite: bool = False, force: bool = False) -> Path:
+    """Create and initialise a ring file (``/dev/shm/<name>`` for a name, see :func:`ring_path`).
 
     The configuration is validated before anything is created.  The ring is
     built in a temporary file and renamed into place, so a reader never sees a
-    half-made ring; with ``overwrite`` an existing ring is replaced (readers
-    that have it mapped keep the old one), without it an existing file is an
-    error.  Pages are allocated up front (``posix_fallocate``: no SIGBUS later
-    when /dev/shm fills up) and touched.  On hugetlbfs the file size is
-    rounded up to the huge page size.
+    half-made ring.  An existing file at the path is an error, except a
+    wiretick ring with ``overwrite`` that no process has mapped or open, or
+    with ``force`` (readers that have it mapped keep the old one); a file that
+    is not a ring is never replaced (:func:`check_replaceable`).  Pages are
+    allocated up front (``posix_fallocate``: no SIGBUS later when /dev/shm
+    fills up) and touched.  On hugetlbfs the file size is rounded up to the
+    huge page size.
     """
     nslots = _check_nslots(nslots)
     path = ring_path(target)
     if not path.parent.is_dir():
         raise RingError(f"cannot create ring {path}: directory {path.parent} does not exist")
-    if path.exists() and not overwrite:
-        raise FileExistsError(errno.EEXIST, "ring already exists (replace it with overwrite, or pick another name)", str(path))
+    replace = overwrite or force
+    if os.path.lexists(path):
+        if not replace:
+            raise FileExistsError(errno.EEXIST, "ring already exists (replace it with overwrite, or pick another "
+                                                "name)", str(path))
+        check_replaceable(path, force=force)
     size = ring_bytes(nslots)
     block = os.statvfs(path.parent).f_bsize
     if block > _PAGE:                        # hugetlbfs: files are whole huge pages
@@ -287,7 +392,9 @@ def create_ring(target: str | os.PathLike, nslots: int, *, overwrite: bool = Fal
             raise OSError(e.errno, f"cannot allocate {size} bytes for ring ({e.strerror})", str(path)) from None
         with mmap.mmap(fd, size, flags=mmap.MAP_SHARED | mmap.MAP_POPULATE) as mm:
             init_ring(mm, nslots)
-        if overwrite:
+        if replace:
+            if os.path.lexists(path):
+                check_replaceable(path, force=force)     # again: the file may have changed meanwhile
             os.replace(tmp, path)
         else:
             os.link(tmp, path)               # fails if the name appeared meanwhile: never clobber
@@ -683,18 +790,31 @@ class Ring:
         """Like :meth:`poll`, but a batch that wraps is returned as (up to) two views.
 
         With the double mapping this is always one view; without it, the part up
-        to the end of the ring and the part from its start.
+        to the end of the ring and the part from its start, at most ``max_ticks``
+        (and never more than ``nslots``) together.  If the writer reached the
+        first part while the second was being read, the first is stale: that is
+        a lap (counted, resynchronised, raised with ``on_lap="raise"``) and
+        nothing is returned.
         """
-        first = self.poll(max_ticks)
+        limit = self.nslots if max_ticks is None else min(int(max_ticks), self.nslots)
+        first = self.poll(limit)
         if self.doubled or not len(first):
             return (first,) if len(first) else ()
-        left = None if max_ticks is None else max_ticks - len(first)
-        if (self.next_seq - 1) & self._mask or left == 0:
+        left = limit - len(first)
+        if (self.next_seq - 1) & self._mask or left <= 0:
             return (first,)
         r0 = self._last_first
         second = self.poll(left)
         self._last_first = r0
-        return (first, second) if len(second) else (first,)
+        if not len(second):
+            return (first,)
+        # ordering: the second part was checked before r0 is re-read; the writer
+        # rewrites the first part's slots in order, r0's first.
+        if self._status(r0) != _NEW:
+            self.next_seq = r0
+            self._lapped(r0)
+            return ()
+        return (first, second)
 
     def poll_one(self):
         """The next tick as a numpy record, or None: the low-latency path.

@@ -12,7 +12,7 @@ import pytest
 
 from wiretick.host.ring import (
     CONTROL_SIZE, DATA_OFFSET, MAGIC, OFF_DROPPED, OFF_HEAD, OFF_STATE, LapEvent, Ring, RingError, RingLapped,
-    RingWriter, create_ring, init_ring, lap_tag, read_header, ring_bytes, ring_path,
+    RingWriter, create_ring, init_ring, lap_tag, read_header, ring_bytes, ring_path, ring_users,
 )
 from wiretick.host.tick import TICK_DTYPE
 
@@ -84,6 +84,50 @@ def test_create_refuses_existing_and_missing_dir(name, tmp_path):
     with pytest.raises(RingError, match="empty"):
         ring_path("")
     assert not list(Path("/dev/shm").glob(f".{name}.*"))          # no temporary left behind
+
+
+@pytest.mark.parametrize("bad", ["a/b", "../x", "../../x", "..", ".", "/dev/shm/x", "x\0y"])
+def test_a_ring_name_is_a_name(bad):
+    """A str is a name in /dev/shm: separators, '..' and absolute paths are refused, before anything is made."""
+    with pytest.raises(RingError, match="not a name"):
+        ring_path(bad)
+    with pytest.raises(RingError, match="not a name"):
+        create_ring(bad, 64)
+    with pytest.raises(RingError, match="not a name"):
+        Ring(bad)
+
+
+def test_a_path_is_explicit(tmp_path):
+    path = create_ring(tmp_path / "ring", 64)
+    assert path == tmp_path / "ring" and read_header(tmp_path / "ring").nslots == 64
+
+
+def test_never_replaces_a_file_that_is_not_a_ring(tmp_path):
+    victim = tmp_path / "notes.txt"
+    victim.write_text("precious\n" * 1000)
+    for kw in ({"overwrite": True}, {"force": True}):
+        with pytest.raises(RingError, match="not a wiretick ring"):
+            create_ring(victim, 64, **kw)
+        assert victim.read_text() == "precious\n" * 1000
+    (tmp_path / "dir").mkdir()
+    with pytest.raises(RingError, match="not a regular file"):
+        create_ring(tmp_path / "dir", 64, force=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dir", "notes.txt"]     # no temporary left
+
+
+def test_replaces_a_ring_in_use_only_when_forced(name):
+    create_ring(name, 64)
+    reader = Ring(name)                                # maps it (and closes its descriptor)
+    assert os.getpid() in ring_users(ring_path(name))
+    with pytest.raises(RingError, match=f"in use .*{os.getpid()}.*--force"):
+        create_ring(name, 128, overwrite=True)
+    assert read_header(name).nslots == 64
+    create_ring(name, 128, force=True)                 # the reader keeps the old ring
+    assert read_header(name).nslots == 128 and reader.nslots == 64
+    reader.close()
+    del reader
+    create_ring(name, 256, overwrite=True)             # nobody maps the new one: replaced without force
+    assert read_header(name).nslots == 256
 
 
 def test_ring_file_layout(name):
