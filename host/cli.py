@@ -1,7 +1,10 @@
 """The ``wiretick`` command: one entry point, a subcommand per tool.
 
-Errors a user can act on (a bad capture, a bad option) end in one line on
-stderr and exit code 2; nothing is left half-written.
+Errors a user can act on (a bad capture, a bad option, a tool that is
+missing or failed, a device that stopped answering) end in one line on
+stderr and exit code 2, whichever command raised them (:func:`main` is the
+one error path); outputs are written under a temporary name and renamed into
+place on success, so nothing is left half-written.
 """
 
 from __future__ import annotations
@@ -9,14 +12,17 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import json
+import os
 import sys
 import time
 from pathlib import Path
 
-__all__ = ["main"]
+from .errors import WiretickError
+
+__all__ = ["main", "UsageError", "error_line"]
 
 
-class UsageError(Exception):
+class UsageError(WiretickError):
     """Bad input or usage: reported in one line, exit code 2."""
 
 
@@ -98,9 +104,20 @@ def cmd_bench(args: argparse.Namespace) -> int:
     figures = run_suites(args.suites or list(SUITES), messages=args.messages, log=sys.stderr)
     text = json.dumps(figures, indent=2, sort_keys=True)
     if args.json:
-        Path(args.json).write_text(text + "\n")
+        write_atomic(Path(args.json), text + "\n")
     print(text)
     return 0
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary name beside ``path``, then rename it into place."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def cmd_sim(args: argparse.Namespace) -> int:
@@ -115,10 +132,6 @@ def cmd_sim(args: argparse.Namespace) -> int:
           f"({shown} cycles/s, {engine} engine)", file=sys.stderr)
     if args.ring:
         print(f"ring {args.ring} stays for readers: wiretick.host.ring.Ring({args.ring!r})", file=sys.stderr)
-    if not res.guards_intact or res.violations:
-        print(f"wiretick sim: error: the device wrote outside its ring: {res.violations or 'guard bytes changed'}",
-              file=sys.stderr)
-        return 1
     return 0
 
 
@@ -136,8 +149,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from .replay import cmd_replay as replay
     if args.rate is not None and args.capture_timing:
         raise UsageError("--rate and --capture-timing are exclusive")
-    replay(args.capture, args.ring, rate=args.rate, nslots=args.nslots, config=_config(args),
-           capture_timing=args.capture_timing, speed=args.speed, overwrite=not args.no_overwrite, log=sys.stderr)
+    if args.no_overwrite and args.force:
+        raise UsageError("--force and --no-overwrite are exclusive")
+    ring = args.ring if args.ring is not None else Path(args.ring_path)
+    replay(args.capture, ring, rate=args.rate, nslots=args.nslots, config=_config(args),
+           capture_timing=args.capture_timing, speed=args.speed, overwrite=not args.no_overwrite,
+           force=args.force, log=sys.stderr)
     return 0
 
 
@@ -169,15 +186,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("replay", help="replay a capture into a shared-memory tick ring for strategies to follow",
                        description="Decode a capture with the reference feed handler and write its ticks into the "
-                                   "ring /dev/shm/NAME (or a path), as the device would; readers open it with "
-                                   "wiretick.host.ring.Ring. The ring stays when the replay ends.")
+                                   "ring /dev/shm/NAME (or the file --ring-path names), as the device would; "
+                                   "readers open it with wiretick.host.ring.Ring. The ring stays when the replay "
+                                   "ends. An existing ring is replaced only if no process uses it (or with "
+                                   "--force); a file that is not a ring is never replaced.")
     r.add_argument("capture", help="pcap or pcapng file (Ethernet)")
-    r.add_argument("--ring", required=True, metavar="NAME", help="ring name under /dev/shm, or a path")
+    where = r.add_mutually_exclusive_group(required=True)
+    where.add_argument("--ring", metavar="NAME", help="ring name under /dev/shm (a name: no '/' or '..')")
+    where.add_argument("--ring-path", metavar="PATH", help="the ring's file, anywhere (e.g. on hugetlbfs)")
     r.add_argument("--rate", type=_positive_float, help="pace at this many messages per second (default: full speed)")
     r.add_argument("--capture-timing", action="store_true", help="pace at the capture's own timestamps")
     r.add_argument("--speed", type=_positive_float, default=1.0, help="with --capture-timing: speed-up factor")
     r.add_argument("--nslots", type=int, default=1 << 20, help="ring slots, a power of two >= 64 (default 2^20)")
     r.add_argument("--no-overwrite", action="store_true", help="fail if the ring already exists")
+    r.add_argument("--force", action="store_true",
+                   help="replace an existing ring even while processes map it (they keep the old one)")
     _add_filter_options(r)
     r.set_defaults(func=cmd_replay)
 
@@ -210,20 +233,59 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+#: Errors of modules that may not be loaded, by (module, class name): user errors that do not
+#: derive from WiretickError.  A class can only be raised once its module is loaded, so
+#: :func:`main` looks them up in ``sys.modules`` and never imports a simulator to report an error.
+_FOREIGN_USER_ERRORS = (
+    ("wiretick.host.capture", "CaptureError"),
+    ("wiretick.sim.cocotb_run", "CocotbError"),
+    ("wiretick.sim.interactive", "BuildError"),
+    ("wiretick.sim.verilator", "LintError"),
+)
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    found: list[type[BaseException]] = [WiretickError, ValueError]
+    for module, name in _FOREIGN_USER_ERRORS:
+        cls = getattr(sys.modules.get(module), name, None)
+        if isinstance(cls, type):
+            found.append(cls)
+    return tuple(found)
+
+
+def error_line(command: str, e: BaseException) -> str:
+    """The one line ``wiretick COMMAND: error: ...`` that reports ``e``.
+
+    A multi-line message (a tool's output) keeps its first and last lines, so
+    that what failed and the tool's final word both show.
+    """
+    if isinstance(e, OSError) and not isinstance(e, WiretickError) and e.strerror:
+        text = f"{e.strerror}: {e.filename}" if e.filename is not None else e.strerror
+    else:
+        text = str(e) or type(e).__name__
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    text = lines[0] if len(lines) == 1 else f"{lines[0]} ... {lines[-1]}" if lines else type(e).__name__
+    if len(text) > 600:
+        text = text[:597] + "..."
+    return f"wiretick {command}: error: {text}"
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one subcommand; every error a user can act on ends here: one line on stderr, exit code 2."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    from .capture import CaptureError
     try:
         return args.func(args)
-    except (UsageError, CaptureError, ValueError) as e:
-        print(f"wiretick {args.command}: error: {e}", file=sys.stderr)
-        return 2
-    except OSError as e:
-        print(f"wiretick {args.command}: error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         return 130
+    except OSError as e:                 # a missing file, a full disk, permissions: the user's to fix
+        print(error_line(args.command, e), file=sys.stderr)
+        return 2
+    except Exception as e:
+        if not isinstance(e, _user_errors()):
+            raise                        # anything else is a bug: keep its traceback
+        print(error_line(args.command, e), file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

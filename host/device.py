@@ -29,6 +29,7 @@ from pathlib import Path
 from wiretick.hdl.regs import COUNTER_BASE, MAP_SIZE, REG_BY_NAME, REG_ID, REG_VERSION, REGISTERS, RegisterClient
 
 from .decode import DecodeConfig
+from .errors import WiretickError
 from .formats import COUNTERS
 from .ring import (
     DATA_OFFSET, OFF_DROPPED, OFF_HEAD, OFF_STATE, STATE_NEW, STATE_RUNNING, STATE_STOPPED, Ring, _check_nslots,
@@ -49,7 +50,7 @@ DMA_STATE_NAMES = {DMA_OFF: "off", DMA_RUNNING: "running", DMA_DRAINING: "draini
                    DMA_REFUSED: "configuration refused"}
 
 
-class DeviceError(RuntimeError):
+class DeviceError(WiretickError, RuntimeError):
     """The device is absent, in the wrong state, or reported an error."""
 
 
@@ -195,12 +196,14 @@ class FileDma(DmaAllocator):
     VFIO the container maps each buffer at that IOVA (``map_dma``: the
     VFIO_IOMMU_MAP_DMA step of docs/host-driver.md).  Without an IOMMU mapping
     the addresses are only labels, which is how the tests and the replay
-    backend use them.
+    backend use them.  ``force``: a named buffer may replace a ring that
+    processes still map (they keep the old one).
     """
 
     def __init__(self, directory: str | os.PathLike = "/dev/shm", *, iova_base: int = 1 << 32,
-                 align: int = 2 << 20, map_dma=None, prefix: str = "wiretick-dma"):
+                 align: int = 2 << 20, map_dma=None, prefix: str = "wiretick-dma", force: bool = False):
         self.directory = Path(directory)
+        self._force = force
         if not self.directory.is_dir():
             raise DeviceError(f"DMA directory {self.directory} does not exist")
         self._next = iova_base
@@ -210,20 +213,35 @@ class FileDma(DmaAllocator):
         self._count = 0
 
     def alloc(self, size: int, name: str | None = None) -> DmaBuffer:
-        from .ring import ring_path
+        """A new file of ``size`` bytes (rounded up to the directory's page): ``name``, or a private one.
+
+        ``name`` is a ring name (:func:`~wiretick.host.ring.check_ring_name`:
+        one file name, never a path out of the directory).  A file already
+        there is replaced only if it is a wiretick ring that no process has
+        mapped or open (or with ``force``); anything else is an error.
+        """
+        from .ring import check_replaceable, check_ring_name
         self._count += 1
-        path = ring_path(self.directory / name) if name else \
-            self.directory / f"{self._prefix}-{os.getpid()}-{self._count}"
+        if name:
+            path = self.directory / check_ring_name(name)
+            check_replaceable(path, force=self._force)
+        else:
+            path = self.directory / f"{self._prefix}-{os.getpid()}-{self._count}"
         block = max(os.statvfs(self.directory).f_bsize, mmap.PAGESIZE)
         size = -(-size // block) * block
         # A new inode, never a truncated old one: a reader may still map the old ring.
-        path.unlink(missing_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+        tmp = self.directory / f".{path.name}.{os.getpid()}.tmp"
+        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
         try:
             os.ftruncate(fd, size)
             os.posix_fallocate(fd, 0, size)
-        except OSError:
-            path.unlink(missing_ok=True)
+            if name:
+                os.replace(tmp, path)
+            else:
+                os.link(tmp, path)                # a private name: never clobber
+                os.unlink(tmp)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
             raise
         finally:
             os.close(fd)

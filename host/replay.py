@@ -25,9 +25,9 @@ import numpy as np
 from wiretick.hdl.regs import COUNTER_BASE, MAP_SIZE, REG_BY_NAME, REGISTERS, words
 
 from .decode import DecodeConfig, Decoder
-from .device import DMA_DRAINING, DMA_OFF, DMA_REFUSED, DMA_RUNNING, Backend, DmaBuffer, FileDma
+from .device import DMA_DRAINING, DMA_OFF, DMA_REFUSED, DMA_RUNNING, Backend, DeviceError, DmaBuffer, FileDma
 from .formats import COUNTERS
-from .ring import DATA_OFFSET, OFF_HEAD, RingWriter, _check_nslots, ring_bytes
+from .ring import DATA_OFFSET, OFF_HEAD, RingWriter, _check_nslots, ring_bytes, ring_path
 
 __all__ = ["Pacing", "replay_capture", "cmd_replay", "ReplayBackend"]
 
@@ -116,16 +116,20 @@ def replay_capture(capture: str | os.PathLike, writer: RingWriter, *, config: De
     return dec
 
 
-def cmd_replay(capture: str | os.PathLike, ring_name: str, rate: float | None = None, nslots: int = 1 << 20,
-               config: DecodeConfig | None = None, *, capture_timing: bool = False, speed: float = 1.0,
-               interval: int | None = None, overwrite: bool = True,
+def cmd_replay(capture: str | os.PathLike, ring_name: str | os.PathLike, rate: float | None = None,
+               nslots: int = 1 << 20, config: DecodeConfig | None = None, *, capture_timing: bool = False,
+               speed: float = 1.0, interval: int | None = None, overwrite: bool = True, force: bool = False,
                log: TextIO | None = sys.stderr) -> dict[str, int]:
-    """``wiretick replay``: decode ``capture`` into the ring ``ring_name`` (``/dev/shm/<name>`` or a path).
+    """``wiretick replay``: decode ``capture`` into the ring ``ring_name``.
 
-    The ring is created (replacing one of that name with ``overwrite``; readers
-    that have the old one mapped keep it) and left in place when the replay
-    ends, its writer marked stopped so that readers finish.  Every argument
-    and the capture's header are checked before the ring is created.  Paced at
+    ``ring_name`` is a name (``/dev/shm/<name>``, a ``str``) or a path (a
+    ``PathLike``), see :func:`~wiretick.host.ring.ring_path`.  The ring is
+    created, replacing a ring of that name only if no process uses it (with
+    ``overwrite``) or with ``force`` (readers that have the old one mapped keep
+    it); a file that is not a ring is never replaced.  It is left in place
+    when the replay ends, its writer marked stopped so that readers finish; if
+    the replay fails, the ring it made is removed.  Every argument and the
+    capture's header are checked before the ring is created.  Paced at
     ``rate`` messages (ticks) per second, or at the capture's timestamps sped
     up by ``speed`` with ``capture_timing``; otherwise at full speed.
     ``interval``: shadow-head interval (default: the writer's chunk, see
@@ -137,15 +141,21 @@ def cmd_replay(capture: str | os.PathLike, ring_name: str, rate: float | None = 
 
     pacing = Pacing(rate, capture_timing, speed)
     _check_nslots(nslots)
+    ring_path(ring_name)
     with open_capture(capture):          # a bad capture fails here, before the ring exists
         pass
     t0 = time.perf_counter()
-    writer = RingWriter.create(ring_name, nslots, overwrite=overwrite, interval=interval)
+    writer = RingWriter.create(ring_name, nslots, overwrite=overwrite, force=force, interval=interval)
+    made = os.stat(writer.path)
     try:
         dec = replay_capture(capture, writer, config=config, pacing=pacing)
         written = writer.next_seq - 1
-    finally:
         writer.close()
+    except BaseException as e:
+        writer.close()
+        if not isinstance(e, KeyboardInterrupt):  # an interrupted replay keeps what it wrote, marked stopped
+            _remove_if_same(writer.path, made)
+        raise
     counters = dec.counters
     if log is not None:
         from .cli import format_counters
@@ -154,6 +164,16 @@ def cmd_replay(capture: str | os.PathLike, ring_name: str, rate: float | None = 
         print(f"replayed {written} ticks into {writer.path} ({nslots} slots, {pacing}) in {dt:.2f} s",
               file=log)
     return counters
+
+
+def _remove_if_same(path: Path, made: os.stat_result) -> None:
+    """Unlink ``path`` if it is still the file ``made`` describes (nobody replaced it meanwhile)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return
+    if (st.st_dev, st.st_ino) == (made.st_dev, made.st_ino):
+        path.unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------- the device backend
@@ -170,6 +190,7 @@ _LIVE_BANK = 0x840       # the decoder's counters, formats.COUNTERS order
 _ERROR_TEXT = 0xC00      # UTF-8 text of the worker's failure
 _FLAG_ENDED, _FLAG_FAILED = 1, 2
 _MAX_LOG2 = 32           #: DMA_MAX_LOG2 of the software device
+_WAIT_S = 10.0           #: the longest the register side waits for the worker (a lock, a stop)
 assert MAP_SIZE <= _LIVE_GEN and _LIVE_BANK + 8 * _N <= _ERROR_TEXT
 
 
@@ -194,13 +215,14 @@ class ReplayBackend(Backend):
     capture_timing, speed : pace at the capture's timestamps, ``speed`` times faster.
     dma_dir : where ring files go (default /dev/shm).
     keep_rings : leave ring files in place on close (for readers in other processes).
+    force : a named ring may replace one that processes still map (see :class:`~.device.FileDma`).
     """
 
     name = "replay"
 
     def __init__(self, capture: str | os.PathLike, *, rate: float | None = None, capture_timing: bool = False,
                  speed: float = 1.0, dma_dir: str | os.PathLike = "/dev/shm", keep_rings: bool = False,
-                 batch_frames: int = 1 << 16):
+                 batch_frames: int = 1 << 16, force: bool = False):
         from .capture import open_capture
 
         Pacing(rate, capture_timing, speed)                 # validates
@@ -210,7 +232,7 @@ class ReplayBackend(Backend):
         self._pacing_args = (rate, capture_timing, speed)
         self._batch_frames = batch_frames
         self._keep = keep_rings
-        self._dma = FileDma(dma_dir, prefix="wiretick-replay")
+        self._dma = FileDma(dma_dir, prefix="wiretick-replay", force=force)
         self._buffers: dict[int, DmaBuffer] = {}
         self._bar = mmap.mmap(-1, _PAGE)                     # MAP_SHARED|MAP_ANONYMOUS: the worker shares it
         self._u32 = memoryview(self._bar).cast("I")
@@ -315,24 +337,58 @@ class ReplayBackend(Backend):
         self._proc.start()
 
     def _join(self) -> None:
-        if self._proc is None:
+        """Wait for the worker to end (ENABLE has fallen, or the input ended); kill it after ``_WAIT_S``."""
+        proc = self._proc
+        if proc is None:
             return
-        self._proc.join()
-        if self._proc.exitcode != 0 and not self._q[_FLAGS // 8] & _FLAG_FAILED:
-            _fail(self._bar, f"replay worker exited with code {self._proc.exitcode}")
+        proc.join(_WAIT_S)
+        if proc.is_alive():
+            proc.kill()
+            proc.join(_WAIT_S)
+            _fail(self._bar, f"replay worker (pid {proc.pid}) did not stop within {_WAIT_S:g} s of ENABLE "
+                             f"falling: killed")
+        elif proc.exitcode != 0 and not self._q[_FLAGS // 8] & _FLAG_FAILED:
+            _fail(self._bar, f"replay worker exited with code {proc.exitcode}")
+        if self._q[_LIVE_GEN // 8] & 1:
+            # it died holding the counter lock: release it, so that a snapshot of the
+            # (possibly torn) counters can be taken, with error() saying why
+            self._q[_LIVE_GEN // 8] += 1
+            if not self._q[_FLAGS // 8] & _FLAG_FAILED:
+                _fail(self._bar, f"replay worker (pid {proc.pid}) died while publishing its counters")
         self._proc = None
 
     def _snapshot(self) -> None:
-        """Latch CLOCK, DMA_HEAD and the counters at one instant (the worker's live counters under their lock)."""
+        """Latch CLOCK, DMA_HEAD and the counters at one instant (the worker's live counters under their lock).
+
+        The worker holds the lock (an odd generation) for a few microseconds;
+        if it died holding it, or holds it for ``_WAIT_S``, this raises
+        :class:`~wiretick.host.device.DeviceError` instead of waiting forever.
+        """
         q = self._q
+        deadline = None
         while True:
             g1 = q[_LIVE_GEN // 8]
-            if g1 & 1:
+            if not g1 & 1:
+                vals = q[_LIVE_BANK // 8:_LIVE_BANK // 8 + _N].tobytes()
+                head = q[_LIVE_HEAD // 8]
+                if q[_LIVE_GEN // 8] == g1:
+                    break
                 continue
-            vals = q[_LIVE_BANK // 8:_LIVE_BANK // 8 + _N].tobytes()
-            head = q[_LIVE_HEAD // 8]
-            if q[_LIVE_GEN // 8] == g1:
-                break
+            proc = self._proc
+            now = time.monotonic()
+            if deadline is None:
+                deadline = now + _WAIT_S
+            elif proc is None or not proc.is_alive() or now > deadline:
+                if q[_LIVE_GEN // 8] != g1:
+                    continue                         # it moved after all
+                if proc is None or not proc.is_alive():
+                    code = "" if proc is None else f", exit code {proc.exitcode}"
+                    pid = "" if proc is None else f" (pid {proc.pid}{code})"
+                    why = f"the replay worker{pid} died while publishing its counters"
+                else:
+                    why = f"the replay worker (pid {proc.pid}) held its counter lock for {_WAIT_S:g} s"
+                raise DeviceError(f"snapshot failed: {why}; stop the device and start a new run")
+            time.sleep(0)
         q[COUNTER_BASE // 8:COUNTER_BASE // 8 + _N] = memoryview(vals).cast("Q")
         self._set("DMA_HEAD", head)
         self._set("CLOCK", time.monotonic_ns())

@@ -1013,7 +1013,7 @@ class RingWriter:
         self._ctl[_W_STATE] = STATE_RUNNING
 
     @classmethod
-    def create(cls, target: str | os.PathLike, nslots: int, *, overwrite: bool = False,
+    def create(cls, target: str | os.PathLike, nslots: int, *, overwrite: bool = False, force: bool = False,
                interval: int | None = None, chunk: int | None = None) -> "RingWriter":
         """Create a ring file (see :func:`create_ring`) and attach a writer to it.
 
@@ -1021,8 +1021,12 @@ class RingWriter:
         """
         nslots = _check_nslots(nslots)
         interval, chunk = _writer_knobs(nslots, interval, chunk)
-        path = create_ring(target, nslots, overwrite=overwrite)
-        return cls(path, interval=interval, chunk=chunk)
+        path = create_ring(target, nslots, overwrite=overwrite, force=force)
+        try:
+            return cls(path, interval=interval, chunk=chunk)
+        except BaseException:
+            path.unlink(missing_ok=True)          # the ring just made: nobody else can have it yet
+            raise
 
     # -------------------------------------------------------------- writing
 
@@ -1108,7 +1112,8 @@ class RingWriter:
 
         Ticks already due are written together (vectorized); the head is
         published whenever the writer goes idle.  Sleeps when the next tick is
-        more than ~200 us away, spins otherwise.  Returns how many ticks were
+        more than ~200 us away (50 ms at most at a time, so a stop request is
+        seen soon), spins otherwise.  Returns how many ticks were
         written (fewer if ``should_stop()`` turned true).
         """
         due = np.asarray(due_ns, np.int64)
@@ -1126,7 +1131,7 @@ class RingWriter:
                 continue
             gap = int(due[i]) - now
             if gap > 200_000:
-                time.sleep((gap - 100_000) / 1e9)
+                time.sleep(min(gap - 100_000, 50_000_000) / 1e9)    # naps: should_stop is seen within 50 ms
         return i
 
     def publish(self) -> None:

@@ -33,7 +33,8 @@ from typing import Callable
 
 import numpy as np
 
-from wiretick.host.device import Device
+from wiretick.host.device import Device, DmaBuffer
+from wiretick.host.errors import WiretickError
 
 from .backend import SimBackend, reader_safe_chunks
 from .build import cached_dir, design_inputs, hash_inputs, tool_version
@@ -67,7 +68,7 @@ STAT_NAMES = ("cycles", "beats", "frames", "bursts", "bytes_written", "unmapped"
               "protocol_errors", "slverr")
 
 
-class SimError(RuntimeError):
+class SimError(WiretickError, RuntimeError):
     """The simulator could not be built or reported a failure."""
 
 
@@ -395,6 +396,7 @@ class FastBackend(SimBackend):
         super().__init__(dma_dir, prefix="wiretick-fast", keep_rings=keep_rings)
         self.sim = sim if sim is not None else FastSim(**sim_kw)
         self._ended = False
+        self._live: dict[int, DmaBuffer] = {}      # what close() frees: nothing outlives the device
 
     def read32(self, offset: int) -> int:
         return self.sim.reg_read(offset)
@@ -414,8 +416,22 @@ class FastBackend(SimBackend):
     def input_ended(self) -> bool:
         return self._ended
 
+    def alloc_dma(self, size: int, *, name: str | None = None) -> DmaBuffer:
+        buf = super().alloc_dma(size, name=name)
+        self._live[buf.bus_address] = buf
+        return buf
+
+    def free_dma(self, buf: DmaBuffer) -> None:
+        self._live.pop(buf.bus_address, None)
+        super().free_dma(buf)
+
     def close(self) -> None:
-        self.sim.close()
+        """Free every DMA buffer still allocated (kept as files with ``keep_rings``), then the simulator."""
+        try:
+            for buf in list(self._live.values()):
+                self.free_dma(buf)
+        finally:
+            self.sim.close()
 
 
 @dataclass
@@ -434,7 +450,7 @@ class SimRun:
 
 
 def simulate(capture: str | os.PathLike, config=None, *, out: str | os.PathLike | None = None,
-             ring: str | os.PathLike | None = None, nslots: int = 1 << 16, gap: int = 3,
+             ring: str | None = None, nslots: int = 1 << 16, gap: int = 3,
              waves: str | os.PathLike | None = None, keep_ring: bool = False, batch_frames: int = 1 << 14,
              progress: Callable[[int, int], None] | None = None, sim: FastSim | None = None,
              interval: int = 64, build_log=None) -> SimRun:
@@ -445,9 +461,9 @@ def simulate(capture: str | os.PathLike, config=None, *, out: str | os.PathLike 
     :class:`~wiretick.host.ring.Ring` reader follows the ring while frames are
     pushed in chunks small enough that it is never lapped; its ticks are
     returned, or streamed to the .npy ``out`` (written whole or not at all).
-    ``ring``: the ring's name or path (default: a private one, removed at the
-    end unless ``keep_ring``); ``progress(frames_done, frames_total)`` is called
-    between chunks.
+    ``ring``: the ring's name in ``/dev/shm`` (default: a private one, removed
+    at the end unless ``keep_ring``; a failed run removes it either way);
+    ``progress(frames_done, frames_total)`` is called between chunks.
     """
     from wiretick.host.capture import open_capture
     from wiretick.host.decode import DecodeConfig, NpyTickWriter
@@ -514,6 +530,10 @@ def simulate(capture: str | os.PathLike, config=None, *, out: str | os.PathLike 
         ring_path = setup.dma.path
         return SimRun(ticks, counters, snap, sim.stats(), cycles, wall, ring_path if keep_ring else None,
                       sim.guards_intact(), lost)
+    except BaseException:
+        if dev is not None and dev.ring is not None and dev.ring.dma.path is not None:
+            dev.ring.dma.path.unlink(missing_ok=True)     # a failed run keeps no ring, named or not
+        raise
     finally:
         if writer is not None:
             writer.abort()

@@ -118,7 +118,10 @@ def run_sim(capture: str | os.PathLike, output: str | os.PathLike, config=None, 
 
     Everything that can be refused is refused before a simulator starts: an
     unknown engine or simulator, a bad capture (its byte offset named), an
-    unwritable output, a bad ring size.
+    unwritable output, a bad ring size or name.  The output is written under
+    a temporary name and renamed into place only when the run passed its
+    bounds checks (see :func:`commit`); a failed run leaves neither it nor the
+    ring it made behind.
     """
     from wiretick.host.decode import DecodeConfig
     from wiretick.host.ring import _check_nslots
@@ -142,15 +145,55 @@ def run_sim(capture: str | os.PathLike, output: str | os.PathLike, config=None, 
             raise ValueError(why)
         if waves is not None:
             check_waves(waves, simulator)
+    from wiretick.host.ring import ring_path
+    ring_file = ring_path(ring) if ring is not None else None      # a bad name is refused here
+    ring_before = _identity(ring_file)
+    # The output appears only once the run is over and its bounds checks passed.
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp.npy")
     progress = Progress(total, log)
     try:
         if engine == "fast":
-            return _run_fast(capture, out, config, waves=waves, ring=ring, nslots=nslots, progress=progress,
-                             log=log)
-        return _run_cocotb(capture, out, config, simulator=simulator, waves=waves, ring=ring, nslots=nslots,
-                           progress=progress)
+            res = _run_fast(capture, tmp, config, waves=waves, ring=ring, nslots=nslots, progress=progress,
+                            log=log)
+        else:
+            res = _run_cocotb(capture, tmp, config, simulator=simulator, waves=waves, ring=ring, nslots=nslots,
+                              progress=progress)
+        commit(tmp, out, res)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        if ring_file is not None and _identity(ring_file) not in (None, ring_before):
+            ring_file.unlink(missing_ok=True)       # the ring this run made: nothing outlives a failed run
+        raise
     finally:
         progress.close()
+    return res
+
+
+def _identity(path: Path | None) -> tuple[int, int] | None:
+    """(device, inode) of ``path``, or None when there is no file."""
+    if path is None:
+        return None
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def commit(tmp: Path, out: Path, res: SimResult) -> None:
+    """Rename the run's output ``tmp`` into place, or, if the device wrote outside its ring, remove it and raise.
+
+    Raises
+    ------
+    wiretick.sim.fast.SimError
+        The guard bytes around the ring changed, or writes landed outside it.
+    """
+    from .fast import SimError
+    if not res.guards_intact or res.violations:
+        tmp.unlink(missing_ok=True)
+        raise SimError(f"the device wrote outside its ring: {res.violations or 'guard bytes changed'}; "
+                       f"no output written")
+    os.replace(tmp, out)
 
 
 def _run_fast(capture, out: Path, config, *, waves, ring, nslots, progress, log) -> SimResult:
@@ -180,16 +223,14 @@ def _run_cocotb(capture, out: Path, config, *, simulator, waves, ring, nslots, p
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     try:
-        case = make_case("run", capture, config, nslots=nslots, ring=ring, lap_tags=False)
-        res = run_job([case], simulator=simulator, out=work / "out", waves=waves, keep_rings=ring is not None,
-                      progress_file=str(progress_file), log_file=work / "sim.log")["run"]
-    finally:
-        stop.set()
-        watcher.join()
-    try:
-        tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-        shutil.move(str(work / "out" / "run" / "ticks.npy"), tmp)
-        os.replace(tmp, out)
+        try:
+            case = make_case("run", capture, config, nslots=nslots, ring=ring, lap_tags=False)
+            res = run_job([case], simulator=simulator, out=work / "out", waves=waves, keep_rings=ring is not None,
+                          progress_file=str(progress_file), log_file=work / "sim.log")["run"]
+        finally:
+            stop.set()
+            watcher.join()
+        shutil.move(str(work / "out" / "run" / "ticks.npy"), out)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     r = res.result

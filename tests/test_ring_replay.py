@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import time
 import uuid
 from pathlib import Path
 
@@ -10,8 +13,9 @@ import pytest
 
 from wiretick.host.cli import main
 from wiretick.host.decode import DecodeConfig, decode_file
-from wiretick.host.replay import cmd_replay
-from wiretick.host.ring import Ring, RingError, ring_path
+from wiretick.host.device import Device, DeviceError
+from wiretick.host.replay import ReplayBackend, cmd_replay
+from wiretick.host.ring import Ring, RingError, create_ring, ring_path
 from wiretick.host.strategy import ScalarVwap, Vwap
 
 LAP_MASK = np.uint16(0x0FFF)
@@ -56,7 +60,7 @@ def test_replay_shared_capture(name, shared_capture):
 def test_replay_generated_capture_through_a_small_ring(name, tmp_path):
     """A generated feed 4x larger than the ring, read back in full by a reader in another process."""
     import multiprocessing as mp
-    gen = pytest.importorskip("wiretick.host.gen")
+    from wiretick.host import gen
     cap = tmp_path / "gen.pcap"
     gen.generate_to_file(cap, gen.GenConfig(messages=60_000, symbols=40, seed=7, all_types=True, gap_rate=0.01))
     ref = decode_file(cap)
@@ -134,3 +138,95 @@ def run(argv: list[str]) -> int:
         return main(argv)
     except SystemExit as e:
         return int(e.code)
+
+
+def empty_pcap(tmp_path: Path) -> Path:
+    cap = tmp_path / "x.pcap"
+    cap.write_bytes(bytes.fromhex("d4c3b2a1020004000000000000000000ffff000001000000"))
+    return cap
+
+
+def test_cli_replay_ring_is_a_name(tmp_path, capsys):
+    """``--ring ../x`` does not climb out of /dev/shm; a path goes through ``--ring-path``."""
+    cap = empty_pcap(tmp_path)
+    for bad in ("../x", f"{tmp_path}/r", "a/b", ".."):
+        assert run(["replay", str(cap), "--ring", bad]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "not a name" in err and "--ring-path" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.pcap"]
+    assert run(["replay", str(cap), "--ring-path", str(tmp_path / "r"), "--nslots", "64"]) == 0
+    assert Ring(tmp_path / "r").finished
+
+
+def test_cli_replay_never_replaces_a_file_that_is_not_a_ring(tmp_path, capsys):
+    cap = empty_pcap(tmp_path)
+    victim = tmp_path / "notes.txt"
+    victim.write_text("precious\n")
+    for extra in ([], ["--force"]):
+        assert run(["replay", str(cap), "--ring-path", str(victim), "--nslots", "64"] + extra) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "not a wiretick ring" in err
+        assert victim.read_text() == "precious\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "x.pcap"]
+
+
+def test_cli_replay_replaces_a_ring_in_use_only_with_force(name, tmp_path, capsys):
+    cap = empty_pcap(tmp_path)
+    create_ring(name, 64)
+    reader = Ring(name)
+    assert run(["replay", str(cap), "--ring", name, "--nslots", "128"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"in use (mapped or open by process {os.getpid()}" in err and "--force" in err
+    assert Ring(name).nslots == 64
+    assert run(["replay", str(cap), "--ring", name, "--nslots", "128", "--force"]) == 0
+    assert Ring(name).nslots == 128 and reader.nslots == 64
+
+
+def test_replay_failing_midway_removes_its_ring(name, tmp_path):
+    """A capture that turns out truncated past its header: error, and the ring the replay made is gone."""
+    from wiretick.host import gen
+    from wiretick.host.capture import CaptureError
+    cap = tmp_path / "feed.pcap"
+    gen.generate_to_file(cap, gen.GenConfig(messages=5000, symbols=5, seed=3))
+    raw = cap.read_bytes()
+    cap.write_bytes(raw[:len(raw) * 2 // 3] + b"\xff" * 7)
+    with pytest.raises(CaptureError):
+        cmd_replay(cap, name, nslots=1024, log=None)
+    assert not ring_path(name).exists()
+
+
+def test_device_ring_name_is_a_name(name, tmp_path):
+    cap = empty_pcap(tmp_path)
+    victim = Path("/dev/shm", name)
+    victim.write_text("not a ring")
+    with Device(ReplayBackend(cap, dma_dir=tmp_path)) as dev:
+        for bad in ("../x", "a/b", ".."):
+            with pytest.raises(RingError, match="not a name"):
+                dev.setup_ring(64, name=bad)
+    with Device(ReplayBackend(cap)) as dev:
+        with pytest.raises(RingError, match="not a wiretick ring"):
+            dev.setup_ring(64, name=name)
+    assert victim.read_text() == "not a ring"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.pcap"]
+
+
+def test_snapshot_does_not_hang_on_a_dead_worker(name, tmp_path):
+    """A worker that dies holding its counter lock: a register read raises within the bound, naming it."""
+    from wiretick.host import gen
+    from wiretick.host import replay as R
+    cap = tmp_path / "feed.pcap"
+    gen.generate_to_file(cap, gen.GenConfig(messages=20_000, symbols=5, seed=3))
+    with Device(ReplayBackend(cap, rate=2000)) as dev:
+        dev.setup_ring(1 << 12, name=name)
+        dev.start()
+        be = dev.backend
+        pid = be._proc.pid
+        os.kill(pid, signal.SIGKILL)
+        be._proc.join(10)
+        be._q[R._LIVE_GEN // 8] |= 1                   # as a death in the middle of an update leaves it
+        t0 = time.monotonic()
+        with pytest.raises(DeviceError, match=f"replay worker \\(pid {pid}.*died while publishing"):
+            dev.snapshot()
+        assert time.monotonic() - t0 < 1.0
+        dev.stop()                                      # the lock is released once the worker is reaped
+        assert "died" in be.error() or "-9" in be.error()
