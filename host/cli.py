@@ -26,6 +26,13 @@ class UsageError(WiretickError):
     """Bad input or usage: reported in one line, exit code 2."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error reported as the one line every other error is (exit code 2)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _port(text: str) -> int:
     v = int(text, 0)
     if not 0 <= v <= 0xFFFF:
@@ -101,6 +108,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     unknown = [s for s in args.suites if s not in SUITES]
     if unknown:
         raise UsageError(f"unknown bench suite {unknown[0]!r}; choose from {', '.join(SUITES)}")
+    if args.json and not Path(args.json).resolve().parent.is_dir():
+        raise UsageError(f"--json: directory {Path(args.json).resolve().parent} does not exist")
     figures = run_suites(args.suites or list(SUITES), messages=args.messages, log=sys.stderr)
     text = json.dumps(figures, indent=2, sort_keys=True)
     if args.json:
@@ -159,7 +168,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="wiretick", description="FPGA SmartNIC ITCH 5.0 feed handler toolkit.")
+    p = _Parser(prog="wiretick", description="FPGA SmartNIC ITCH 5.0 feed handler toolkit.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     d = sub.add_parser("decode", help="decode a capture into normalized ticks with the software reference feed handler",
