@@ -54,7 +54,12 @@ def render_tick_doc() -> str:
                "EVENT_ABORT": "event: the MAC flagged the frame bad: discard ticks `seq` in `order_ref`..`ref2`",
                "EVENT_DROP": "event: `ref2` ticks were dropped (DMA overflow) before this one"}[name]
         out.append(f"| 0x{getattr(F.Flag, name):04x} | `{name}` | {doc} |\n")
+    out.append(f"| 0x{F.Flag.LAP_TAG:04x} | `LAP_TAG` | reserved: the ring's lap tag (bits 12..15, docs/ring.md); "
+               f"the parser leaves them 0 |\n")
     out.append("\nDevice events have `msg_type` 0; their kind is in `flags`.\n")
+    out.append(f"\nTicks read from a ring carry the ring's lap tag in bits 12..15, so test flags through the "
+               f"mask of the parser's bits: `ticks['flags'] & Flag.MASK` (0x{F.Flag.MASK:04x}), never "
+               f"`flags == Flag.X`.\n")
     out.append("\n## Per message type\n\nEvery message also fills `msg_type`, `locate`, `tracking`, `ts_exch` "
                "(and `seq`, `ts_rx`, `feed_seq`). Integers are converted to little-endian; text is copied "
                "as it is on the wire, so `ticks['ref2'].view('S8')` reads a symbol. Stock symbols of order "

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 __all__ = [
-    "Field", "MessageType", "MESSAGES", "MESSAGE_BY_CODE", "COMMON_FIELDS",
+    "Field", "MessageType", "MESSAGES", "MESSAGE_BY_CODE", "MIN_MESSAGE_LENGTH", "COMMON_FIELDS",
     "TickField", "TICK_FIELDS", "TICK_SIZE", "TICK_FIELD_BY_NAME",
     "Copy", "TICK_MAP", "Flag", "Event",
     "MOLD_HEADER_SIZE", "MOLD_SESSION_SIZE", "MOLD_HEARTBEAT", "MOLD_END_OF_SESSION",
@@ -149,6 +149,12 @@ MESSAGES: tuple[MessageType, ...] = (
 
 MESSAGE_BY_CODE: dict[str, MessageType] = {m.code: m for m in MESSAGES}
 
+#: The shortest ITCH 5.0 message (bytes, type byte included).  A block of an unknown
+#: type shorter than this is malformed (``bad_block_length``), so every block the
+#: walk goes past is at least ``2 + MIN_MESSAGE_LENGTH`` bytes long: a 64-bit
+#: datapath sees at most one block start a beat (docs/reference-model.md).
+MIN_MESSAGE_LENGTH = min(m.length for m in MESSAGES)
+
 # --------------------------------------------------------------------------- MoldUDP64
 
 MOLD_SESSION_SIZE = 10
@@ -203,6 +209,12 @@ class Flag:
     EVENT_GAP = 0x0100   #: event: feed_seq = first missing number, ref2 = count missing
     EVENT_ABORT = 0x0200  #: event: frame flagged bad by the MAC; discard seq order_ref..ref2
     EVENT_DROP = 0x0400  #: event: ref2 ticks dropped before this one (DMA overflow)
+    #: Reserved: bits 12..15 carry the ring's lap tag (docs/ring.md).  The parser
+    #: leaves them 0, the ring writer overwrites them, so on a ring view ``flags``
+    #: is ``parser flags | lap tag << 12``: never assign a flag here.
+    LAP_TAG = 0xF000
+    #: The parser's bits: compare ``flags & Flag.MASK`` (never ``flags`` itself) on a ring view.
+    MASK = 0x0FFF
 
 
 class Event:

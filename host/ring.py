@@ -41,6 +41,7 @@ from typing import Callable, Iterator, Literal
 import numpy as np
 
 from .errors import WiretickError
+from .formats import Flag
 from .tick import TICK_DTYPE
 
 __all__ = [
@@ -71,6 +72,7 @@ _STATE_NAMES = {STATE_NEW: "never started", STATE_RUNNING: "running", STATE_STOP
 # (flags sits at byte 60, the word at byte 56).
 LAP_SHIFT = 12
 LAP_BITS = 0xF << LAP_SHIFT
+assert LAP_BITS == Flag.LAP_TAG, "formats.Flag reserves exactly the lap tag's bits"
 _W7_TAG_SHIFT = 32 + LAP_SHIFT
 _W7_KEEP = np.uint64(~(0xF << _W7_TAG_SHIFT) & 0xFFFF_FFFF_FFFF_FFFF)
 

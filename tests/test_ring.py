@@ -560,3 +560,22 @@ def test_views_outlive_close(name):
         os.unlink(ring_path(name))
         assert int(b["seq"].sum()) == 64 * 65 // 2
         check_content(b)
+
+
+def test_flags_reserve_the_lap_tag_and_readers_mask_it(name):
+    """formats.Flag reserves bits 12..15 (the lap tag); ``flags & Flag.MASK`` is what the parser set."""
+    from wiretick.host.formats import Flag
+    from wiretick.host.ring import LAP_BITS
+    parser_flags = {k: v for k, v in vars(Flag).items() if k.isupper() and k not in ("LAP_TAG", "MASK")}
+    assert Flag.LAP_TAG == LAP_BITS == 0xF000 and Flag.MASK == 0x0FFF
+    assert all(v & Flag.LAP_TAG == 0 and v & Flag.MASK == v for v in parser_flags.values())
+    with RingWriter.create(name, 64) as w, Ring(name) as r:
+        t = make_ticks(1, 200)
+        t["flags"] = Flag.PRINTABLE
+        w.write(t[:100])
+        r.poll()
+        w.write(t[100:])
+        b = r.poll()
+        assert b["seq"][-1] == 200 and b["seq"][0] > 128            # third lap: tag 2, then 3 at 193
+        assert (b["flags"] != Flag.PRINTABLE).all()                 # the naive test is wrong on a ring...
+        assert (b["flags"] & Flag.MASK == Flag.PRINTABLE).all()     # ...the masked one is right
