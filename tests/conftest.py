@@ -1,13 +1,20 @@
-"""Shared fixtures: where the shared real-format captures live, found relative to the repo."""
+"""Shared fixtures: where the real captures live.
+
+``$WIRETICK_CAPTURES`` names a directory of ``*.pcap`` files (NASDAQ ITCH 5.0 over
+MoldUDP64); without it, ``shared/captures/nasdaq-itch50`` next to the checkout.
+Tests that need them are skipped, saying where they looked, when there are none.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-#: <workspace>/shared/captures/nasdaq-itch50, next to the repository checkout.
-CAPTURES_DIR = Path(__file__).resolve().parents[2] / "shared" / "captures" / "nasdaq-itch50"
+#: $WIRETICK_CAPTURES, else <workspace>/shared/captures/nasdaq-itch50 next to the repository checkout.
+CAPTURES_DIR = Path(os.environ.get("WIRETICK_CAPTURES")
+                    or Path(__file__).resolve().parents[2] / "shared" / "captures" / "nasdaq-itch50")
 
 
 def _shared_captures() -> list[Path]:

@@ -174,10 +174,7 @@ def test_random_frames():
     frames = []
     while len(frames) < 60:
         f = random_frame(rng)
-        try:
-            ref = decode_batch(FrameBatch.from_frames([f]))
-        except Exception:
-            continue
+        ref = decode_batch(FrameBatch.from_frames([f]))     # the reference takes any frame: a crash fails
         if ref.counters["packets"]:      # the splitter only sees accepted frames' payloads
             frames.append(f)
     check(frames)

@@ -13,7 +13,6 @@ FIGURES = {"host.ticks_per_s.zero_copy", "host.ticks_per_s.zero_copy_no_book", "
 
 
 def test_bench_host_reports_every_figure():
-    pytest.importorskip("wiretick.host.gen")
     figures = bench_host(5_000, latency_samples=500, realtime=False, mem_bytes=16 << 20)
     assert set(figures) == FIGURES
     assert all(v > 0 for k, v in figures.items() if k != "host.latency_realtime")

@@ -23,9 +23,8 @@ from wiretick.host.decode import DecodeConfig, decode_file
 from wiretick.host.formats import Flag
 from wiretick.host.frames import encode_message
 from wiretick.host.gen import GenConfig, generate_to_file
+from wiretick.sim import fast
 from wiretick.sim.run import ticks_equal
-
-fast = pytest.importorskip("wiretick.sim.fast")
 
 
 @pytest.fixture(scope="module")
