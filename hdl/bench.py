@@ -24,7 +24,7 @@ from wiretick.host.formats import MESSAGE_BY_CODE, MESSAGES
 
 from .sim import make_frame, random_message, run_parser
 
-__all__ = ["bench_parser", "latency_frames", "line_rate_frames"]
+__all__ = ["bench_parser", "latency_by_type", "latency_frames", "line_rate_frames"]
 
 _MTU = 1500
 
@@ -77,6 +77,25 @@ def latency_frames(seed: int = 2) -> tuple[list[bytes], dict[int, tuple[int, int
     return frames, where
 
 
+def latency_by_type() -> dict[str, int]:
+    """The parser's latency in cycles (``parser.latency_cycles``, see the module doc), by ITCH type."""
+    frames, where = latency_frames()
+    run = run_parser(frames)
+    per_type: dict[str, int] = {}
+    seen = set()
+    for tick, cycle in zip(run.ticks, run.tick_cycles):
+        if tick["msg_type"] == 0:
+            continue
+        f, last_byte, code = where[int(tick["feed_seq"])]
+        accepted = run.frame_beat_cycles[f][last_byte // 8]
+        per_type[code] = max(per_type.get(code, 0), cycle - accepted)
+        seen.add((code, last_byte % 8))
+    missing = {(m.code, lane) for m in MESSAGES for lane in range(8)} - seen
+    if missing:
+        raise AssertionError(f"latency not measured for (type, lane) {sorted(missing)[:5]}...")
+    return per_type
+
+
 def bench_parser() -> dict[str, float]:
     """Line rate and latency of :class:`~wiretick.hdl.parser.ItchParser` (see the module doc)."""
     from wiretick.host.capture import FrameBatch
@@ -97,20 +116,7 @@ def bench_parser() -> dict[str, float]:
             rate = 0.999
     out["parser.line_rate"] = rate
 
-    frames, where = latency_frames()
-    run = run_parser(frames)
-    per_type: dict[str, int] = {}
-    seen = set()
-    for tick, cycle in zip(run.ticks, run.tick_cycles):
-        if tick["msg_type"] == 0:
-            continue
-        f, last_byte, code = where[int(tick["feed_seq"])]
-        accepted = run.frame_beat_cycles[f][last_byte // 8]
-        per_type[code] = max(per_type.get(code, 0), cycle - accepted)
-        seen.add((code, last_byte % 8))
-    missing = {(m.code, lane) for m in MESSAGES for lane in range(8)} - seen
-    if missing:
-        raise AssertionError(f"latency not measured for (type, lane) {sorted(missing)[:5]}...")
+    per_type = latency_by_type()
     out["parser.latency_cycles"] = float(max(per_type.values()))
     for m in MESSAGES:
         out[f"parser.latency_cycles.{m.code}"] = float(per_type[m.code])
