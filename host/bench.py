@@ -100,19 +100,29 @@ def _bench_sim(messages: int, log: TextIO | None = None) -> dict[str, float]:
     return bench_sim(messages, log=log)
 
 
+def _bench_build(messages: int, log: TextIO | None = None, seeds: int = 3) -> dict[str, float]:
+    from wiretick.hdl.flow import bench_build
+    return bench_build(seeds, log=log)
+
+
 #: Every suite by name: ``wiretick bench NAME``.
 SUITES: dict[str, Callable[..., dict[str, float]]] = {
     "decode": bench_decode,
     "parser": _bench_parser,
     "host": _bench_host,
     "sim": _bench_sim,
+    "build": _bench_build,
 }
 
 
-def run_suites(names: list[str], *, messages: int, log: TextIO | None = None) -> dict[str, float]:
+def run_suites(names: list[str], *, messages: int, log: TextIO | None = None, **options) -> dict[str, float]:
+    """Run suites; each also gets the ``options`` its function takes (``seeds`` for build)."""
+    import inspect
     figures: dict[str, float] = {}
     for name in names:
         if log:
             print(f"== bench {name}", file=log)
-        figures.update(SUITES[name](messages=messages, log=log))
+        fn = SUITES[name]
+        params = inspect.signature(fn).parameters
+        figures.update(fn(messages=messages, log=log, **{k: v for k, v in options.items() if k in params}))
     return figures

@@ -110,7 +110,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise UsageError(f"unknown bench suite {unknown[0]!r}; choose from {', '.join(SUITES)}")
     if args.json and not Path(args.json).resolve().parent.is_dir():
         raise UsageError(f"--json: directory {Path(args.json).resolve().parent} does not exist")
-    figures = run_suites(args.suites or list(SUITES), messages=args.messages, log=sys.stderr)
+    figures = run_suites(args.suites or list(SUITES), messages=args.messages, log=sys.stderr, seeds=args.seeds)
     text = json.dumps(figures, indent=2, sort_keys=True)
     if args.json:
         write_atomic(Path(args.json), text + "\n")
@@ -238,8 +238,82 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("suites", nargs="*", help="suites to run (default: all)")
     b.add_argument("--json", help="write the figures to this file")
     b.add_argument("--messages", type=int, default=2_000_000, help="size of the generated workload (default 2M)")
+    b.add_argument("--seeds", type=_positive_int, default=3,
+                   help="build suite: nextpnr seeds per design, the median reported (default 3)")
     b.set_defaults(func=cmd_bench)
+
+    _add_build_parser(sub)
     return p
+
+
+# ---------------------------------------------------------------- wiretick build (hdl/flow.py)
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return v
+
+
+def _boards() -> dict:
+    try:
+        from wiretick.hdl.boards import BOARDS
+    except ModuleNotFoundError as e:
+        if e.name != "wiretick.hdl.boards":
+            raise
+        raise UsageError("no board designs in this installation (wiretick.hdl.boards is missing)") from None
+    return BOARDS
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from wiretick.hdl.flow import DoesNotFit, Part, Progress, build_board
+
+    from .errors import ToolError
+    boards = _boards()
+    if args.list:
+        for name, board in boards.items():
+            part = f"{board.device}-{board.speed} {board.package}"
+            print(f"{name:<20} {part:<22} {board.description}")
+        return 0
+    if args.board not in boards:
+        raise UsageError(f"unknown board {args.board!r}; choose from {', '.join(boards)} (wiretick build --list)")
+    board = boards[args.board]
+    out = Path(args.output) if args.output else Path("build") / args.board
+    try:
+        result = build_board(board.plan(args.seed), out, Part(board.device, board.package, int(board.speed)),
+                             seed=args.seed, board=args.board, progress=Progress(sys.stderr))
+    except ToolError as e:
+        if e.tail and not isinstance(e, DoesNotFit):
+            print(f"last lines of {e.log}:", file=sys.stderr)
+            print("\n".join("  " + line for line in e.tail.splitlines()), file=sys.stderr)
+        raise
+    print(result.summary_text(), end="")
+    print(f"wrote {result.bitstream} and the logs, reports and summary in {out}", file=sys.stderr)
+    missed = [c for c in result.report.clocks.values() if not c.met]
+    if missed and not args.allow_timing_fail:
+        worst = ", ".join(f"{c.name} {c.achieved_mhz:.2f} < {c.constraint_mhz:.2f} MHz" for c in missed)
+        raise ToolError("nextpnr-ecp5", f"timing not met: {worst}; the bitstream may not work "
+                        "(--allow-timing-fail accepts it)", log=out / "summary.txt")
+    return 0
+
+
+def _add_build_parser(sub) -> None:
+    p = sub.add_parser("build", help="build a board's bitstream with the open ECP5 flow (Yosys, nextpnr, ecppack)",
+                       description="Build the board design into a bitstream: the tools' logs and reports, "
+                                   "summary.json and summary.txt (every clock's Fmax against its constraint, "
+                                   "LUT4/FF/block RAM/DSP use against the part, time per tool) go to the "
+                                   "output directory, also when a step fails.")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--board", metavar="NAME", help="the board to build (see --list)")
+    which.add_argument("--list", action="store_true", help="name the boards and their parts")
+    p.add_argument("-o", "--output", metavar="DIR", help="output directory (default: build/NAME)")
+    p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed (default 1)")
+    p.add_argument("--allow-timing-fail", action="store_true",
+                   help="exit 0 even when a clock misses its constraint (the summary says which)")
+    p.set_defaults(func=cmd_build)
 
 
 #: Errors of modules that may not be loaded, by (module, class name): user errors that do not
