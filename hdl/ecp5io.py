@@ -302,6 +302,8 @@ class EHXPLLL(wiring.Component):
     def __init__(self, f_in_mhz, outputs: dict, *, lock_cycles: int = 16):
         self.config = pll_dividers(f_in_mhz, list(outputs.values()))
         self.domains = list(outputs)
+        #: Domain -> the net its clock is on (on ECP5: the PLL output; for clock constraints).
+        self.clocks = {name: Signal(name=f"pll_{name}_clk") for name in self.domains}
         self.lock_cycles = lock_cycles
         super().__init__({"clk_in": In(1), "rst": In(1), "lock": Out(1)})
 
@@ -332,7 +334,7 @@ class EHXPLLL(wiring.Component):
                 "i_PHASESTEP": Const(1), "i_PHASELOADREG": Const(1), "i_PLLWAKESYNC": Const(0),
                 "i_ENCLKOP": Const(0), "o_LOCK": self.lock,
             }
-            clkop = Signal()
+            clkop = self.clocks[self.domains[0]]
             params["i_CLKFB"] = clkop
             for k, (port, name, div, f) in enumerate(zip(_OUT_PORTS, self.domains, cfg.out_divs, cfg.f_out)):
                 mux = "ABCD"[k]
@@ -342,7 +344,7 @@ class EHXPLLL(wiring.Component):
                 params[f"p_{port}_FPHASE"] = 0
                 params[f"p_OUTDIVIDER_MUX{mux}"] = f"DIV{mux}"
                 params[f"a_FREQUENCY_PIN_{port}"] = str(float(f))
-                out = clkop if k == 0 else Signal(name=f"pll_{port.lower()}")
+                out = self.clocks[name]
                 params[f"o_{port}"] = out
                 if k:
                     params[f"i_EN{port}"] = Const(0)
