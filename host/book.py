@@ -39,6 +39,7 @@ or two from the back; a deep level is found by binary search.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterator
 
 import numba
 import numpy as np
@@ -100,7 +101,9 @@ _CLASS.flags.writeable = False
 
 # state[] slots
 _ST_SYS, _ST_STALE_SEQ, _ST_MAXCAP, _ST_TOP, _ST_WANT, _ST_N = range(6)
-_GROW_NONE, _GROW_ORDERS, _GROW_ARENA = 0, 1, 2
+_GROW_NONE, _GROW_ORDERS, _GROW_ARENA, _STOPPED = 0, 1, 2, 3
+_NO_STOPS = np.zeros(257, np.uint8)
+_NO_STOPS.flags.writeable = False
 _MINCAP = 8
 _STALE_EVENTS = Flag.EVENT_GAP | Flag.EVENT_ABORT | Flag.EVENT_DROP
 _ASKKEY = 0xFFFF_FFFF
@@ -149,8 +152,9 @@ _AHEAD = 16
 
 @numba.njit(cache=True, nogil=True)
 def _apply(w, i0, cls, orders, max_orders, seg, lv, state, last, counters, stale, dirs, tstate,
-           bbo, nb0, trd, nt0):  # pragma: no cover - compiled
-    """Apply ticks from ``i0``; returns (next tick, BBO rows, trade rows, why it stopped: 0 done or a grow request).
+           bbo, nb0, trd, nt0, stops):  # pragma: no cover - compiled
+    """Apply ticks from ``i0``; returns (next tick, BBO rows, trade rows, why it stopped: 0 done, 1/2 a grow
+    request, 3 right after a tick whose type is set in ``stops[:256]``, or that emitted a BBO row if ``stops[256]``).
 
     One function with no calls: numba would count references on every array
     passed to a helper, atomically, several times per tick.  ``seg[b]`` is
@@ -167,6 +171,9 @@ def _apply(w, i0, cls, orders, max_orders, seg, lv, state, last, counters, stale
     arena = lv.shape[0]
     flat = orders.reshape(-1)
     for i in range(i0, n):
+        if i > i0 and (stops[(w[i * 8 - 1] >> np.uint64(48)) & np.uint64(0xFF)] != 0
+                       or (stops[256] != 0 and nb > nb0)):
+            return i, nb, nt, 3
         if state[3] + 2 * state[2] + 8 > arena:
             return i, nb, nt, 2
         if i + _AHEAD < n:
@@ -516,6 +523,32 @@ class Books:
         views of buffers the next ``update`` overwrites (no copy at all): use them
         before feeding the next batch.
         """
+        run = self._begin(ticks)
+        i, nb, nt, _ = self._run(run, 0, 0, 0, _NO_STOPS)
+        bbo, trades = self._bbo[:nb], self._trd[:nt]
+        if copy:
+            return BookUpdate(_copy_rows(bbo), _copy_rows(trades))
+        return BookUpdate(bbo, trades)
+
+    def events(self, ticks: np.ndarray, types=(), *, bbo: bool = False) -> Iterator[tuple[int, BookUpdate]]:
+        """Apply ``ticks`` stopping right after each tick of ``types`` (type bytes; 0 for device events) and,
+        with ``bbo``, each tick that emitted a BBO row: yields (its index, the BBO rows and prints of the ticks
+        since the previous stop), the books then being exactly as of that tick.  Rows are views valid until
+        the next step."""
+        stops = np.zeros(257, np.uint8)
+        stops[np.asarray(list(types), np.int64)] = 1
+        stops[256] = bbo
+        stops.flags.writeable = False
+        run = self._begin(ticks)
+        n = len(run[0]) // 8
+        i = nb = nt = 0
+        while i < n:
+            j, nb2, nt2, why = self._run(run, i, nb, nt, stops)
+            if why == _STOPPED or stops[int(run[0][j * 8 - 1] >> np.uint64(48)) & 0xFF] or (bbo and nb2 > nb):
+                yield j - 1, BookUpdate(self._bbo[nb:nb2], self._trd[nt:nt2])
+            i, nb, nt = j, nb2, nt2
+
+    def _begin(self, ticks: np.ndarray):
         if ticks.dtype != TICK_DTYPE or ticks.ndim != 1:
             raise ValueError(f"ticks must be a 1-D array of the tick dtype, got {ticks.dtype} with {ticks.ndim} dims")
         if not ticks.flags.c_contiguous:
@@ -527,31 +560,26 @@ class Books:
         if len(self._trd) < n:
             self._bbo = _prefaulted(2 * n, BBO_DTYPE)
             self._trd = _prefaulted(n, TRADE_DTYPE)
-        bbo, trades = self._bbo, self._trd
-        if not n:
-            return BookUpdate(bbo[:0], trades[:0])
-        bw = bbo.view(np.uint64).reshape(-1, 8)
-        tw = trades.view(np.uint64).reshape(-1, 8)
         w = ticks.view(np.uint64)
         if w.flags.writeable:                     # one compiled signature: ring views are read-only
             w = w.view()
             w.flags.writeable = False
-        i, nb, nt = 0, 0, 0
+        self.messages += n
+        return w, self._bbo.view(np.uint64).reshape(-1, 8), self._trd.view(np.uint64).reshape(-1, 8)
+
+    def _run(self, run, i: int, nb: int, nt: int, stops: np.ndarray) -> tuple[int, int, int, int]:
+        w, bw, tw = run
         while True:
             i, nb, nt, why = _apply(w, i, _CLASS, self._orders, self.max_orders, self._seg, self._lv, self._state,
                                     self._last, self._counters, self.stale, self.symbols.table, self.state.table,
-                                    bw, nb, tw, nt)
-            if why == _GROW_NONE:
-                break
+                                    bw, nb, tw, nt, stops)
             if why == _GROW_ORDERS:
                 self._grow_orders(int(self._state[_ST_WANT]))
-            else:
+            elif why == _GROW_ARENA:
                 self._grow_arena()
-        self.state.system_event = int(self._state[_ST_SYS])
-        self.messages += n
-        if copy:
-            return BookUpdate(_copy_rows(bbo[:nb]), _copy_rows(trades[:nt]))
-        return BookUpdate(bbo[:nb], trades[:nt])
+            else:
+                self.state.system_event = int(self._state[_ST_SYS])
+                return i, nb, nt, why
 
     def _grow_orders(self, ref: int) -> None:
         cap = len(self._orders)

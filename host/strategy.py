@@ -1,4 +1,18 @@
-"""Strategy building blocks that consume tick batches in place.
+"""The strategy API, and strategy building blocks that consume tick batches in place.
+
+One API, two styles, any source (:func:`run`):
+
+- **batch**: subclass :class:`Strategy` and write ``on_batch(ticks, update,
+  books)``: ``ticks`` is each new batch as a zero-copy view, ``books`` the
+  order books *after* it, ``update`` its BBO rows and trade prints; vectorise
+  with numpy or compile with numba;
+- **event**: subclass :class:`EventStrategy` and write ``on_A(tick, books)``,
+  ``on_E``, ... (one method per ITCH type you care about), ``on_bbo(row,
+  books)`` and ``on_gap(tick, books)``; each sees the books right after its
+  message.  It costs a Python call per event (docs/strategies.md).
+
+The same strategy object runs on a live ring, on the software replay device,
+on a capture file or on ticks in memory (:mod:`wiretick.host.sources`).
 
 :class:`Vwap` keeps a per-symbol (stock locate) volume-weighted average price
 of executions, one numpy pass per batch: no tick is copied out of the ring.
@@ -33,6 +47,7 @@ any feed where an order is added before it executes, as ITCH guarantees).
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass
 
 import numba
 import numpy as np
@@ -40,7 +55,7 @@ import numpy as np
 from .formats import Flag
 from .tick import TICK_DTYPE
 
-__all__ = ["Vwap", "ScalarVwap", "TICK_STRUCT", "ENGINES"]
+__all__ = ["Vwap", "ScalarVwap", "TICK_STRUCT", "ENGINES", "Strategy", "EventStrategy", "RunResult", "run"]
 
 _A, _F, _U, _E, _C, _P = (ord(c) for c in "AFUECP")
 
@@ -261,3 +276,115 @@ class ScalarVwap:
     def result(self) -> dict[int, tuple[int, float]]:
         """{locate: (volume, notional in Price(4) units)} for every locate that traded."""
         return {k: (v, self.notional[k]) for k, v in sorted(self.volume.items()) if v}
+
+
+# ------------------------------------------------------------------ the strategy API
+
+
+class Strategy:
+    """Batch style: override :meth:`on_batch` (and :meth:`on_start`, :meth:`on_end`, :meth:`on_stale` if needed)."""
+
+    def on_start(self, books) -> None:
+        """Before the first batch."""
+
+    def on_batch(self, ticks: np.ndarray, update, books) -> None:
+        """One new batch: ``ticks`` (a zero-copy view: use in place, copy what you keep), ``update``
+        (:class:`~wiretick.host.book.BookUpdate`: its BBO rows and trade prints) and ``books`` after it."""
+
+    def on_stale(self, books, reason: str) -> None:
+        """The books may be wrong from here on (``reason``: ``"gap"``, ``"lapped"`` or ``"overwritten"``);
+        they stay marked (``books.stale``) until ``books.recover()``.  Default: nothing."""
+
+    def on_end(self, books) -> None:
+        """After the last batch."""
+
+
+class EventStrategy(Strategy):
+    """Event style: define ``on_<type>(tick, books)`` for the ITCH types you want (``on_A``, ``on_E``,
+    ``on_H``, ...), ``on_bbo(row, books)`` for changes of a best bid or offer and ``on_gap(tick, books)``
+    for gap/abort/drop events.  Each runs right after its message was applied to ``books``."""
+
+    def handlers(self) -> dict[int, object]:
+        from .formats import MESSAGES
+        out = {m.type_byte: getattr(self, f"on_{m.code}") for m in MESSAGES if hasattr(self, f"on_{m.code}")}
+        if hasattr(self, "on_gap"):
+            out[0] = self.on_gap
+        return out
+
+    def on_batch(self, ticks: np.ndarray, update, books) -> None:  # pragma: no cover - never called
+        pass
+
+
+@dataclass
+class RunResult:
+    """What :func:`run` saw: ``ticks`` and ``batches`` delivered, ``lost`` (a lapped ring reader),
+    ``overwritten`` (batches a ring overwrote while in use), ``seconds`` of wall time."""
+
+    books: object
+    ticks: int = 0
+    batches: int = 0
+    lost: int = 0
+    overwritten: int = 0
+    seconds: float = 0.0
+
+
+def run(strategy: Strategy, source, *, books=None, **source_kwargs) -> RunResult:
+    """Feed ``strategy`` every batch of ``source`` (a Ring, a Device, a capture path, a ``.npy``, a tick
+    array or a :class:`~wiretick.host.sources.TickSource`), books first.
+
+    A ring reader that is lapped, or whose batch was overwritten while the
+    strategy used it, marks every book stale and tells the strategy
+    (:meth:`Strategy.on_stale`): the books missed messages.
+    """
+    import time
+
+    from .book import Books
+    from .sources import open_source
+
+    books = books if books is not None else Books()
+    res = RunResult(books)
+    t0 = time.perf_counter()
+    src = open_source(source, **source_kwargs)
+    try:
+        event = isinstance(strategy, EventStrategy)
+        if event:
+            handlers = strategy.handlers()
+            on_bbo = getattr(strategy, "on_bbo", None)
+            stops = sorted(handlers)
+        strategy.on_start(books)
+        lost = src.lost
+        for batch in src.batches():
+            if src.lost != lost:
+                lost = src.lost
+                books.stale[:] = 1
+                strategy.on_stale(books, "lapped")
+            gaps = books.counters["gap_events"]
+            if not event:
+                update = books.update(batch, copy=False)
+                strategy.on_batch(batch, update, books)
+            elif stops or on_bbo is not None:
+                for i, up in books.events(batch, stops, bbo=on_bbo is not None):
+                    tick = batch[i]
+                    h = handlers.get(int(tick["msg_type"]))
+                    if h is not None:
+                        h(tick, books)
+                    if on_bbo is not None:
+                        for row in up.bbo:
+                            on_bbo(row, books)
+            else:
+                books.update(batch, copy=False)
+            if books.counters["gap_events"] != gaps:
+                strategy.on_stale(books, "gap")
+            if not src.intact(batch):
+                res.overwritten += 1
+                books.stale[:] = 1
+                strategy.on_stale(books, "overwritten")
+            res.ticks += len(batch)
+            res.batches += 1
+        strategy.on_end(books)
+        res.lost = src.lost
+    finally:
+        if src is not source:
+            src.close()
+    res.seconds = time.perf_counter() - t0
+    return res
