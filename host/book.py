@@ -48,13 +48,14 @@ from numba import types as nt
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from .errors import WiretickError
 from .formats import Flag
 from .symbols import (D_ATTRS, D_ETP, D_LOT, D_MKT, D_SRC, D_SYMBOL, DIR_FIELDS, NLOC, S_CROSS, S_HALT_B,
                       S_HALT_Q, S_HALT_X, S_REGSHO, S_TRADING, SOURCE_OTHER, SOURCE_R, SymbolDirectory,
                       TradingState)
 from .tick import TICK_DTYPE
 
-__all__ = ["Books", "BookUpdate", "BBO_DTYPE", "TRADE_DTYPE", "LEVEL_DTYPE", "INCONSISTENCIES",
+__all__ = ["Books", "BookUpdate", "bbo_of", "UnknownSymbols", "concat_rows", "BBO_DTYPE", "TRADE_DTYPE", "LEVEL_DTYPE", "INCONSISTENCIES",
            "BOOK_TYPES", "bbo_table"]
 
 #: One row per change of a symbol's best bid or offer.  Prices are Price(4)
@@ -111,8 +112,8 @@ _PRINTABLE = Flag.PRINTABLE
 
 
 # Output rows are written as eight 64-bit words each (the layouts below).
-_BBO_OFFSETS = {"ts_exch": 0, "feed_seq": 8, "seq": 16, "locate": 56, "bid_px": 40, "bid_sz": 24, "bid_ct": 48,
-                "ask_px": 44, "ask_sz": 32, "ask_ct": 52}
+_BBO_OFFSETS = {"ts_exch": 0, "feed_seq": 8, "seq": 16, "locate": 24, "bid_px": 28, "bid_sz": 32, "bid_ct": 40,
+                "ask_px": 44, "ask_sz": 48, "ask_ct": 56}
 _TRADE_OFFSETS = {"ts_exch": 0, "feed_seq": 8, "seq": 16, "order_ref": 24, "match": 32, "price": 40,
                   "shares": 44, "locate": 48, "kind": 50, "side": 51, "printable": 52}
 
@@ -384,11 +385,11 @@ def _apply(w, i0, cls, orders, max_orders, seg, lv, state, last, counters, stale
                 bbo[nb, 0] = w[o + 3]
                 bbo[nb, 1] = w[o + 2]
                 bbo[nb, 2] = w[o]
-                bbo[nb, 3] = np.uint64(bsz)
-                bbo[nb, 4] = np.uint64(asz)
-                bbo[nb, 5] = np.uint64(bpx) | (np.uint64(apx) << np.uint64(32))
-                bbo[nb, 6] = np.uint64(bct) | (np.uint64(act) << np.uint64(32))
-                bbo[nb, 7] = np.uint64(tl)
+                bbo[nb, 3] = np.uint64(tl) | (np.uint64(bpx) << np.uint64(32))
+                bbo[nb, 4] = np.uint64(bsz)
+                bbo[nb, 5] = np.uint64(bct) | (np.uint64(apx) << np.uint64(32))
+                bbo[nb, 6] = np.uint64(asz)
+                bbo[nb, 7] = np.uint64(act)
                 nb += 1
         elif c <= 9:                                     # P Q B: prints
             trd[nt, 0] = w[o + 3]
@@ -676,3 +677,53 @@ def bbo_table(ticks: np.ndarray, *, books: Books | None = None, locates=None) ->
     if locates is not None:
         rows = rows[np.isin(rows["locate"], np.asarray(locates, np.uint16))]
     return rows
+
+
+def concat_rows(parts: list[np.ndarray], dtype: np.dtype) -> np.ndarray:
+    """Concatenate row arrays keeping ``dtype`` (np.concatenate would repack an offsets dtype), as bytes."""
+    out = np.empty(sum(len(p) for p in parts), dtype)
+    raw = out.view(np.uint8)
+    k = 0
+    for p in parts:
+        b = p.view(np.uint8)
+        raw[k:k + len(b)] = b
+        k += len(b)
+    return out
+
+
+class UnknownSymbols(WiretickError):
+    """None of the symbols asked for is in the feed's directory."""
+
+
+def bbo_of(source, *, symbols=None, books: Books | None = None, **source_kwargs) -> tuple[np.ndarray, Books]:
+    """Every BBO row of ``source`` (a capture path, a ring, ...: :func:`~wiretick.host.sources.open_source`),
+    optionally only for ``symbols`` (every book is still kept: executions and replaces need their orders).
+
+    Returns (rows, books).  Symbols the feed never names are left out with a warning; if none is
+    known, :class:`UnknownSymbols` is raised.
+    """
+    import warnings
+
+    from .sources import open_source
+    from .symbols import parse_symbols
+
+    books = books or Books()
+    src = open_source(source, **source_kwargs)
+    parts = []
+    try:
+        for batch in src.batches():
+            parts.append(books.update(batch).bbo)
+    finally:
+        if src is not source:
+            src.close()
+    rows = concat_rows(parts, BBO_DTYPE)
+    if symbols is not None:
+        wanted = parse_symbols(symbols)
+        locs = books.symbols.locates(wanted, strict=False)
+        missing = [s for s in wanted if books.symbols.locate(s) is None]
+        if missing and len(missing) == len(wanted):
+            raise UnknownSymbols(f"none of {', '.join(wanted)} is in the feed's directory")
+        if missing:
+            warnings.warn(f"not in the feed's directory: {', '.join(missing)}", stacklevel=2)
+        rows = rows[np.isin(rows["locate"], locs)]
+    return rows, books

@@ -79,11 +79,50 @@ def format_counters(counters: dict[str, int]) -> str:
 def cmd_decode(args: argparse.Namespace) -> int:
     from .decode import decode_file
     t0 = time.perf_counter()
-    res = decode_file(args.capture, args.output, _config(args))
+    if str(args.output).endswith(".parquet"):          # symbols resolved, prices as decimals
+        from .tables import decode_to_parquet
+        res = decode_to_parquet(args.capture, args.output, _config(args))
+    else:
+        res = decode_file(args.capture, args.output, _config(args))
     dt = time.perf_counter() - t0
     print(format_counters(res.counters), file=sys.stderr)
     print(f"wrote {res.counters['ticks']} ticks to {args.output} in {dt:.2f} s", file=sys.stderr)
     return 0
+
+
+# ---------------------------------------------------------------- wiretick bbo (host/book.py)
+
+
+def cmd_bbo(args: argparse.Namespace) -> int:
+    import warnings
+
+    from .book import bbo_of
+    from .tables import write_table
+    t0 = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rows, books = bbo_of(args.capture, symbols=args.symbols, config=_config(args))
+    for w in caught:
+        print(f"wiretick bbo: warning: {w.message}", file=sys.stderr)
+    write_table(rows, args.output, directory=books.symbols)
+    bad = ", ".join(f"{k}={v}" for k, v in books.counters.items() if v) or "none"
+    print(f"book inconsistencies: {bad}", file=sys.stderr)
+    print(f"wrote {len(rows)} BBO rows ({books.messages} ticks) to {args.output} in {time.perf_counter() - t0:.2f} s",
+          file=sys.stderr)
+    return 0
+
+
+def _add_bbo_parser(sub) -> None:
+    p = sub.add_parser("bbo", help="one row per change of a symbol's best bid or offer, from a capture",
+                       description="Build every symbol's order book from a capture and write one row per change "
+                                   "of a best bid or offer (ts_exch, feed_seq, seq, locate, bid_px, bid_sz, bid_ct, "
+                                   "ask_px, ask_sz, ask_ct; Price(4) integers, an empty side 0) as .npy, or as "
+                                   ".parquet with symbols and decimal prices.")
+    p.add_argument("capture", help="pcap or pcapng file (Ethernet)")
+    p.add_argument("-o", "--output", required=True, help="output file: .npy (BBO_DTYPE) or .parquet")
+    p.add_argument("--symbols", metavar="LIST", help="only these symbols, comma-separated (every book is still built)")
+    _add_filter_options(p)
+    p.set_defaults(func=cmd_bbo)
 
 
 def cmd_gen(args: argparse.Namespace) -> int:
@@ -243,6 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.set_defaults(func=cmd_bench)
 
     _add_build_parser(sub)
+    _add_bbo_parser(sub)
     return p
 
 
