@@ -1,0 +1,164 @@
+"""RGMII transmit MAC (1000BASE-T): frames from the core clock domain onto a PHY's transmit pins.
+
+:class:`RGMIITransmitter` takes whole frames (without preamble or FCS) as 8-byte
+beats of :func:`~wiretick.hdl.common.mac_beat_layout` in the ``sync`` domain,
+carries them through an :class:`~amaranth.lib.fifo.AsyncFIFO` into the transmit
+domain (125 MHz, one byte a cycle) and sends, per frame: the preamble (seven
+``0x55``) and SFD (``0xD5``), the frame, zero padding up to 60 bytes, the FCS
+(CRC-32, least significant byte first) and at least ``ifg`` idle bytes (12: the
+minimum inter-frame gap).
+
+RGMII at 1 Gb/s carries a byte per cycle of TXC on both edges: TXD[3:0] is the low
+nibble while TXC is high and the high nibble while it is low; TX_CTL is TX_EN while
+high and TX_EN xor TX_ER while low.  Each pin is an :class:`~wiretick.hdl.ecp5io.ODDRX1F`
+and TXC itself is an ``ODDRX1F(1, 0)``: the clock leaves edge-aligned with the data,
+so the PHY must add the 2 ns transmit delay (RGMII-ID; the Versa's and the
+Colorlight's PHYs do, docs/hostlink.md).
+
+The frame builder in the core domain writes a frame into the FIFO much faster than
+the wire drains it (8 bytes a 6.4 ns cycle against 1 byte in 8 ns), so the FIFO
+never runs dry inside a frame.  Should it (a stopped core clock), the byte is sent
+with TX_ER (the PHY then corrupts the frame on the wire, so the host drops it) and
+``underruns`` counts it; nothing waits forever.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Const, DomainRenamer, Module, Mux, Signal
+from amaranth.lib import crc, enum, fifo, stream, wiring
+from amaranth.lib.crc.catalog import CRC32_ETHERNET
+from amaranth.lib.wiring import In, Out
+
+from .common import mac_beat_layout
+from .ecp5io import ODDRX1F
+
+__all__ = ["RGMIITransmitter", "MIN_FRAME", "PREAMBLE"]
+
+#: Shortest frame on the wire without its FCS (shorter frames are padded).
+MIN_FRAME = 60
+#: Preamble and SFD, in sending order.
+PREAMBLE = bytes([0x55] * 7 + [0xD5])
+
+
+class _S(enum.Enum, shape=3):
+    IDLE = 0
+    PREAMBLE = 1
+    DATA = 2
+    PAD = 3
+    FCS = 4
+    GAP = 5
+
+
+class RGMIITransmitter(wiring.Component):
+    """RGMII transmit MAC (see the module doc).
+
+    Parameters
+    ----------
+    domain : str
+        The 125 MHz transmit clock domain (TXC is made from its clock).
+    fifo_depth : int
+        Beats of the clock-crossing FIFO.
+    ifg : int
+        Idle bytes between frames (at least 12).
+
+    Attributes
+    ----------
+    i_frame : In(stream.Signature(mac_beat_layout(8)))
+        Frames, in ``sync``.
+    txc, tx_ctl : Out(1)
+    txd : Out(4)
+        The pins (each driven by an ODDRX1F).
+    frames : Out(32)
+        Frames sent (transmit domain).
+    underruns : Out(32)
+        Bytes sent with TX_ER because the FIFO ran dry inside a frame.
+    """
+
+    def __init__(self, *, domain: str = "tx", fifo_depth: int = 16, ifg: int = 12):
+        if ifg < 12:
+            raise ValueError("the inter-frame gap is 12 bytes at least")
+        self.domain = domain
+        self.fifo_depth = fifo_depth
+        self.ifg = ifg
+        super().__init__({
+            "i_frame": In(stream.Signature(mac_beat_layout(8))),
+            "txc": Out(1), "tx_ctl": Out(1), "txd": Out(4),
+            "frames": Out(32), "underruns": Out(32),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        tx = self.domain
+        layout = mac_beat_layout(8)
+        m.submodules.fifo = q = fifo.AsyncFIFO(width=layout.size, depth=self.fifo_depth, r_domain=tx,
+                                               w_domain="sync")
+        m.d.comb += [q.w_data.eq(self.i_frame.payload), q.w_en.eq(self.i_frame.valid),
+                     self.i_frame.ready.eq(q.w_rdy)]
+        beat = layout(q.r_data)
+        m.submodules.crc = fcs = DomainRenamer(tx)(crc.Processor(CRC32_ETHERNET(8)))
+
+        state = Signal(_S)
+        count = Signal(range(max(self.ifg, MIN_FRAME, 8) + 1))     # bytes of the current phase
+        idx = Signal(3)                                          # byte of the beat
+        length = Signal(range(MIN_FRAME + 1))                    # frame bytes sent, saturating
+        byte = Signal(8)
+        en = Signal()
+        er = Signal()
+        starved = Signal()
+
+        with m.Switch(state):
+            with m.Case(_S.IDLE):
+                with m.If(q.r_rdy):
+                    with m.If(beat.first):
+                        m.d[tx] += [state.eq(_S.PREAMBLE), count.eq(0)]
+                    with m.Else():
+                        m.d.comb += q.r_en.eq(1)     # not a frame's start: cannot be sent
+            with m.Case(_S.PREAMBLE):
+                m.d.comb += [en.eq(1), byte.eq(Mux(count == 7, PREAMBLE[7], PREAMBLE[0]))]
+                m.d[tx] += count.eq(count + 1)
+                with m.If(count == 7):
+                    m.d[tx] += [state.eq(_S.DATA), idx.eq(0), length.eq(0), starved.eq(0)]
+            with m.Case(_S.DATA):
+                m.d.comb += en.eq(1)
+                with m.If(~q.r_rdy):
+                    m.d.comb += er.eq(1)
+                    with m.If(~starved):
+                        m.d[tx] += [starved.eq(1), self.underruns.eq(self.underruns + 1)]
+                with m.Else():
+                    m.d.comb += [byte.eq(beat.data.word_select(idx, 8)), fcs.valid.eq(1),
+                                 fcs.start.eq(length == 0)]
+                    m.d[tx] += [idx.eq(idx + 1), length.eq(Mux(length == MIN_FRAME, MIN_FRAME, length + 1))]
+                    with m.If((idx + 1 >= beat.nbytes) | (idx == 7)):
+                        m.d.comb += q.r_en.eq(1)
+                        m.d[tx] += idx.eq(0)
+                        with m.If(beat.last):
+                            with m.If(length + 1 < MIN_FRAME):
+                                m.d[tx] += state.eq(_S.PAD)
+                            with m.Else():
+                                m.d[tx] += [state.eq(_S.FCS), count.eq(0)]
+            with m.Case(_S.PAD):
+                m.d.comb += [en.eq(1), byte.eq(0), fcs.valid.eq(1)]
+                m.d[tx] += length.eq(length + 1)
+                with m.If(length == MIN_FRAME - 1):
+                    m.d[tx] += [state.eq(_S.FCS), count.eq(0)]
+            with m.Case(_S.FCS):
+                m.d.comb += [en.eq(1), byte.eq(fcs.crc.word_select(count[:2], 8))]
+                m.d[tx] += count.eq(count + 1)
+                with m.If(count == 3):
+                    m.d[tx] += [state.eq(_S.GAP), count.eq(0), self.frames.eq(self.frames + 1)]
+            with m.Case(_S.GAP):
+                m.d[tx] += count.eq(count + 1)
+                with m.If(count == self.ifg - 1):
+                    m.d[tx] += state.eq(_S.IDLE)
+        m.d.comb += fcs.data.eq(byte)
+
+        m.submodules.oddr_d = oddr_d = ODDRX1F(4, domain=tx)
+        m.submodules.oddr_ctl = oddr_ctl = ODDRX1F(1, domain=tx)
+        m.submodules.oddr_clk = oddr_clk = ODDRX1F(1, domain=tx)
+        m.d.comb += [
+            oddr_d.d0.eq(byte[:4]), oddr_d.d1.eq(byte[4:]),
+            oddr_ctl.d0.eq(en), oddr_ctl.d1.eq(en ^ er),
+            oddr_clk.d0.eq(Const(1)), oddr_clk.d1.eq(Const(0)),
+            self.txd.eq(oddr_d.q), self.tx_ctl.eq(oddr_ctl.q), self.txc.eq(oddr_clk.q),
+        ]
+        return m
