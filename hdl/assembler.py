@@ -1,9 +1,10 @@
 """Stage 3: message assembler.
 
 Collects the bytes of each ITCH message, whatever its alignment in the beats,
-into a buffer indexed by message byte, and presents the whole message in the
-cycle of the beat holding its last byte: earlier bytes from the buffer, the last
-ones straight from the beat.  The output is combinational from the input.
+into a buffer indexed by message byte, and registers the whole message at the end
+of the cycle of the beat holding its last byte: earlier bytes from the buffer, the
+last ones straight from the beat.  Every select comes from the splitter's registers,
+so the beat's bytes go through one rotation and one lane mask before the register.
 """
 
 from __future__ import annotations
@@ -66,7 +67,8 @@ class MessageAssembler(wiring.Component):
     i_blk : In(stream.Signature(split_beat_layout(width), always_ready=True))
         Beats from :class:`~wiretick.hdl.splitter.BlockSplitter`.
     o_msg : Out(stream.Signature(message_layout(), always_ready=True))
-        Complete messages, combinationally, in the cycle of their last beat.
+        Complete messages, registered: valid in the cycle after their last beat (whose
+        block checks :attr:`~wiretick.hdl.splitter.BlockSplitter.o_ok` confirms in that cycle).
     """
 
     def __init__(self, width: int = 8):
@@ -136,7 +138,7 @@ class MessageAssembler(wiring.Component):
             words.append(Mux(r_word > k, b,
                              Mux(r_word == k, (b & r_below[:n]) | (r_data[:n] & ~r_below[:n]), r_data[:n])))
         msg = self.o_msg.payload
-        m.d.comb += [
+        m.d.sync += [
             msg.bytes.as_value().eq(Cat(*words)),
             self.o_msg.valid.eq(self.i_blk.valid & blk.msg.valid & blk.msg.done),
             msg.type.eq(blk.msg.type),

@@ -2,13 +2,15 @@
 
 Pipeline (one beat per cycle, never back-pressured)::
 
-    i_mac ─▶ HeaderParser ─reg─▶ BlockSplitter ─reg─▶ MessageAssembler ─▶ TickBuilder ─▶ Sequencer ─fifo─▶ o_tick
+    i_mac ─▶ HeaderParser ─reg─▶ BlockSplitter ─▶ MessageAssembler ─reg─▶ TickBuilder ─▶ Sequencer ─fifo─▶ o_tick
                (Eth/VLAN/IPv4/      (MoldUDP64 blocks,     (message bytes)     (TICK_MAP)     (gaps, duplicates,
                 UDP/Mold checks)     per-block checks)                                          seq, aborts)
 
 Latency: a message's tick is valid on ``o_tick`` three cycles after the clock edge
-that accepts the beat holding the message's last byte (one register after the
-header parser, one after the splitter, and the output queue's write).
+that accepts the beat holding the message's last byte: one register after the
+header parser, one for the assembled message (the splitter's slots for a beat are
+registers computed from earlier beats, so the splitter adds no cycle), and the
+output queue's write.
 """
 
 from __future__ import annotations
@@ -119,6 +121,7 @@ class ItchParser(wiring.Component):
         _link(m, "link_split_seq", splitter.o_blk, sequencer.i_blk)   # frame events, block counts
         _link(m, "link_asm_build", assembler.o_msg, builder.i_msg)
         _link(m, "link_build_seq", builder.o_built, sequencer.i_built)
+        m.d.comb += sequencer.i_ok.eq(splitter.o_ok)
         wiring.connect(m, sequencer.o_tick, wiring.flipped(self.o_tick))
         m.d.comb += [
             header.timestamp.eq(self.timestamp),

@@ -5,16 +5,28 @@ number), emits gap events, drops duplicates, numbers every tick, emits abort
 events for frames the MAC flags bad after they released ticks (restoring the
 sequence state), and queues the ticks for the consumer.
 
-Per cycle at most one tick is made, and the pipeline guarantees no two want the
-same cycle: a gap event comes on the beat holding the end of the MoldUDP64
-header (no message can end there), messages end at most one per beat, and the
-abort event is sent on the cycle after the frame's last beat, which holds at
-most the first beat of the next frame.
+It works in two cycles.  In the cycle a beat reaches the assembler (``i_blk``), the
+wide arithmetic is done ahead: on a packet's start beat the comparisons of its
+first number ``S`` with the expected one (gap, duplicates, how many missing), on a
+message's last beat its number ``S + i`` and whether it is a duplicate.  In the
+next cycle, with the assembled message and the splitter's confirmation
+(``i_built``, ``i_ok``), it chooses the tick, numbers it and writes the queue.
+
+The expected number is kept lazily: a packet records where it started
+(``exp_start``) and how many of its blocks completed, and the expected number is
+``max(exp_start, S + completed)``, settled in registers a few cycles later.  The
+next packet's start beat is at least seven beats after the previous frame's last
+one, so it always sees the settled value.
+
+Per cycle at most one tick is made: a gap event comes on the beat holding the end
+of the MoldUDP64 header (no message can end there), messages end at most one per
+beat, and the abort event is sent on the cycle after the frame's last beat, which
+holds at most the first beat of the next frame.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
@@ -23,10 +35,13 @@ from wiretick.host.formats import MESSAGES, Event, Flag
 
 from .builder import built_layout
 from .common import counter_events_layout
-from .splitter import split_beat_layout
+from .splitter import ok_layout, split_beat_layout
 from .tick import TICK_BITS, TickLayout
 
 __all__ = ["Sequencer", "SEQUENCER_COUNTERS"]
+
+#: Duplicate limits saturate here (a packet has at most 65535 blocks).
+_DUP_BITS = 17
 
 
 def _counter_widths() -> dict[str, int]:
@@ -59,9 +74,12 @@ class Sequencer(wiring.Component):
     Attributes
     ----------
     i_blk : In(stream.Signature(split_beat_layout(width), always_ready=True))
-        Beats from the splitter (frame boundaries, MoldUDP64 header, block counts).
+        Beats from the splitter, in the cycle they reach the assembler (frame
+        boundaries, MoldUDP64 header, the slot of a message ending in the beat).
+    i_ok : In(ok_layout)
+        The splitter's confirmation of the previous cycle's beat.
     i_built : In(stream.Signature(built_layout(), always_ready=True))
-        The message tick of a message ending in the current beat of ``i_blk``.
+        The message tick of a message that ended in the previous cycle's beat.
     sequence_check : In(1)
         Configuration: track sequence numbers (duplicates dropped, gaps reported).
     o_tick : Out(stream.Signature(TickLayout))
@@ -77,6 +95,7 @@ class Sequencer(wiring.Component):
         self.depth = depth
         super().__init__({
             "i_blk": In(stream.Signature(split_beat_layout(width), always_ready=True)),
+            "i_ok": In(ok_layout),
             "i_built": In(stream.Signature(built_layout(), always_ready=True)),
             "sequence_check": In(1),
             "o_tick": Out(stream.Signature(TickLayout)),
@@ -91,53 +110,86 @@ class Sequencer(wiring.Component):
         chk = self.sequence_check
         built = self.i_built.payload
 
-        # Sequence state (one session), and its copy from before the current frame.
+        # Sequence state: the tracked session, and the expected number kept as
+        # max(exp_start, S + completed) while a packet is open.
         has = Signal()
         session = Signal(80)
-        expected = Signal(64)
+        exp_start = Signal(64)
+        inpkt = Signal()
+        completed = Signal(17)
+        reach = Signal(64)                  # S + completed, a cycle late
+        expected = Signal(64)               # the expected number, settled (a few cycles late)
         sv_has = Signal()
         sv_session = Signal(80)
         sv_expected = Signal(64)
-        # The current packet.
-        seq_s = Signal(64)       # S
-        exp0 = Signal(64)        # expected after the gap step: numbers below it are duplicates
-        blocks = Signal(17)      # blocks processed so far
+
+        # ------------------------------------------------ cycle 1: arithmetic ahead
+        s_pkt = Signal(64)                  # S of the current packet
+        r_start = Signal()
+        r_first = Signal()
+        r_last = Signal()
+        r_error = Signal()
+        r_new = Signal()                    # the packet starts tracking a session
+        r_ahead = Signal()                  # S > expected
+        r_behind = Signal()                 # S < expected
+        r_session = Signal(80)
+        r_seq = Signal(64)
+        r_diff = Signal(64)                 # expected - S
+        r_missing = Signal(64)              # S - expected
+        r_feed = Signal(64)
+        r_dup = Signal()
+        r_index0 = Signal()
+        dup_lim = Signal(_DUP_BITS)         # messages numbered below S + dup_lim are duplicates
         ts = Signal(64)
-        released = Signal()      # the frame emitted a tick
-        first_seq = Signal(64)
-        # Tick numbering and the pending abort event.
+
+        start1 = valid & blk.start
+        m.d.sync += [
+            r_start.eq(start1),
+            r_first.eq(valid & blk.first),
+            r_last.eq(valid & blk.last),
+            r_error.eq(valid & blk.last & blk.error),
+        ]
+        with m.If(valid & blk.first):
+            m.d.sync += ts.eq(blk.ts)
+        with m.If(start1):
+            m.d.sync += [
+                s_pkt.eq(blk.sequence),
+                r_session.eq(blk.session),
+                r_seq.eq(blk.sequence),
+                r_new.eq(~has | (session != blk.session)),
+                r_ahead.eq(blk.sequence > expected),
+                r_behind.eq(blk.sequence < expected),
+                r_diff.eq(expected - blk.sequence),
+                r_missing.eq(blk.sequence - expected),
+            ]
+        idx = blk.msg.index
+        m.d.sync += [
+            r_feed.eq(s_pkt + idx),
+            r_index0.eq(idx == 0),
+            r_dup.eq(idx < dup_lim),
+        ]
+
+        # ------------------------------------------------ cycle 2: the tick
+        gap = Signal()
+        m.d.comb += gap.eq(r_start & chk & ~r_new & r_ahead)
+        # Block 0 may end in the beat right after the start beat, before dup_lim is
+        # written; its test is whether S itself was delivered, straight from the start
+        # registers (they hold until the next packet).
+        dup0 = chk & ~r_new & r_behind
+        msg_valid = self.i_built.valid & self.i_ok.msg
+        dup = Signal()
+        m.d.comb += dup.eq(Mux(r_index0, dup0, r_dup))
+        emit_msg = msg_valid & ~dup
+
+        # Tick numbering, the frame's released range, and the pending abort event.
         seq = Signal(64, init=1)
+        released = Signal()
+        first_seq = Signal(64)
         abort_pend = Signal()
         abort_first = Signal(64)
         abort_last = Signal(64)
         abort_ts = Signal(64)
 
-        first = valid & blk.first
-        last = valid & blk.last
-        start = valid & blk.start
-
-        # Frame start: session change or gap.
-        s_in = blk.sequence
-        # (Intermediate values are expressions: the simulator settles them in one pass.)
-        new_session = ~has | (session != blk.session)
-        gap = Signal()
-        m.d.comb += gap.eq(start & chk & ~new_session & (s_in > expected))
-        exp_start = Mux(new_session | (s_in > expected), s_in, expected)
-        s_eff = Mux(start, s_in, seq_s)
-        exp0_eff = Mux(start & chk, exp_start, exp0)
-        exp_base = Mux(start & chk, exp_start, expected)
-        blocks_eff = (Mux(start, 0, blocks) + blk.blocks)[:17]
-        reach = s_eff + blocks_eff       # one past the last block number processed
-
-        # A message tick, unless a duplicate.
-        msg_valid = self.i_built.valid
-        feed = Signal(64)
-        m.d.comb += feed.eq(s_eff + built.index)
-        dup = Signal()
-        m.d.comb += dup.eq(chk & (feed < exp0_eff))
-        emit_msg = msg_valid & ~dup
-
-        # The tick of this cycle.
         tick = Signal(TickLayout)
         frame_tick = gap | emit_msg
         with m.If(abort_pend):
@@ -152,7 +204,7 @@ class Sequencer(wiring.Component):
             m.d.comb += [
                 tick.ts_rx.eq(ts),
                 tick.feed_seq.eq(expected),
-                tick.ref2.eq(s_in - expected),
+                tick.ref2.eq(r_missing),
                 tick.flags.eq(Flag.EVENT_GAP),
                 tick.msg_type.eq(Event.TYPE),
             ]
@@ -160,7 +212,7 @@ class Sequencer(wiring.Component):
             m.d.comb += [
                 tick.eq(built.tick),
                 tick.ts_rx.eq(ts),
-                tick.feed_seq.eq(feed),
+                tick.feed_seq.eq(r_feed),
             ]
         m.d.comb += tick.seq.eq(seq)
         emit = Signal()
@@ -178,27 +230,36 @@ class Sequencer(wiring.Component):
         with m.If(emit):
             m.d.sync += seq.eq(seq + 1)
 
+        # The duplicate limit of the packet that starts on this cycle's beat.
+        with m.If(r_start):
+            m.d.sync += dup_lim.eq(Mux(chk & ~r_new & r_behind,
+                                       Mux(r_diff[_DUP_BITS:].any(), (1 << _DUP_BITS) - 1, r_diff[:_DUP_BITS]), 0))
+
         # Frame bookkeeping.
-        with m.If(first):
-            m.d.sync += [ts.eq(blk.ts), released.eq(0)]
+        with m.If(r_first):
+            m.d.sync += released.eq(0)
         with m.If(frame_tick & ~released):
             m.d.sync += [released.eq(1), first_seq.eq(seq)]
         with m.If(abort_pend):
             m.d.sync += abort_pend.eq(0)
-        with m.If(start):
-            m.d.sync += [
-                sv_has.eq(has), sv_session.eq(session), sv_expected.eq(expected),
-                seq_s.eq(s_in),
-            ]
-            with m.If(chk):
-                m.d.sync += [exp0.eq(exp_start), has.eq(1), session.eq(blk.session)]
-        with m.If(valid):
-            m.d.sync += blocks.eq(blocks_eff)
-        with m.If(chk & (start | (valid & (blk.blocks != 0)))):
-            m.d.sync += expected.eq(Mux((blk.blocks != 0) & (reach > exp_base), reach, exp_base))
 
-        released_now = released & ~first     # (a one-beat frame: the register is the last frame's)
-        abort = last & blk.error & (released_now | frame_tick)
+        # The expected number, settled from the packet's start and its completed blocks.
+        m.d.sync += [
+            reach.eq(s_pkt + completed),
+            expected.eq(Mux(inpkt & (reach > exp_start), reach, exp_start)),
+        ]
+        with m.If(self.i_ok.block):
+            m.d.sync += completed.eq(completed + 1)
+        with m.If(r_start):
+            m.d.sync += [sv_has.eq(has), sv_session.eq(session), sv_expected.eq(expected), completed.eq(0)]
+            with m.If(chk):
+                m.d.sync += [
+                    has.eq(1), session.eq(r_session), inpkt.eq(1),
+                    exp_start.eq(Mux(r_new | r_ahead, r_seq, expected)),
+                ]
+
+        released_now = released & ~r_first   # (a one-beat frame: the register is the last frame's)
+        abort = r_error & (released_now | frame_tick)
         with m.If(abort):
             m.d.sync += [
                 abort_pend.eq(1),
@@ -207,9 +268,10 @@ class Sequencer(wiring.Component):
                 abort_ts.eq(ts),
                 # Back to the state from before the frame (the registers themselves
                 # when the frame's start is on this very beat).
-                has.eq(Mux(start, has, sv_has)),
-                session.eq(Mux(start, session, sv_session)),
-                expected.eq(Mux(start, expected, sv_expected)),
+                has.eq(Mux(r_start, has, sv_has)),
+                session.eq(Mux(r_start, session, sv_session)),
+                exp_start.eq(Mux(r_start, expected, sv_expected)),
+                inpkt.eq(0),
             ]
 
         cnt = self.o_count
@@ -217,11 +279,12 @@ class Sequencer(wiring.Component):
             cnt.messages.eq(emit_msg),
             cnt.duplicates.eq(msg_valid & dup),
             cnt.gaps.eq(gap),
-            cnt.gap_messages.eq(Mux(gap, s_in - expected, 0)),
             cnt.aborts.eq(abort),
-            cnt.sessions.eq(start & chk & new_session),
+            cnt.sessions.eq(r_start & chk & r_new),
             cnt.ticks.eq(emit),
         ]
+        m.d.comb += cnt.gap_messages.eq(Mux(gap, r_missing, 0))
         for msg in MESSAGES:
             m.d.comb += getattr(cnt, f"msg_{msg.code}").eq(emit_msg & (built.tick.msg_type == msg.type_byte))
         return m
+

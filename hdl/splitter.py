@@ -1,21 +1,37 @@
 """Stage 2: MoldUDP64 message-block splitter.
 
 Walks the message blocks of an accepted frame as its beats go by, making the
-per-block checks of docs/reference-model.md in their order, and tells the next
-stage, for each beat, which bytes belong to which ITCH message.
+per-block checks of docs/reference-model.md, and tells the assembler, in the
+cycle a beat arrives, which of its bytes belong to which ITCH message.
 
-A block is its 2-byte length ``L`` then ``L`` bytes.  The blocks of valid ITCH
-messages are at least 14 bytes long, so a beat touches at most two of them (the
-end of one, the start of the next) and at most one completes per beat; but
-unknown-type blocks may be as short as 3 bytes, so one beat can hold several.
-The walker therefore chains ``steps`` copies of a one-block step in a cycle,
-enough for the densest possible beat, and the beat never waits.
+A block is its 2-byte length ``L`` then ``L`` bytes.  The walk goes past a block
+only when ``L`` is at least the shortest ITCH message (``formats.MIN_MESSAGE_LENGTH``,
+12): shorter blocks are malformed by the contract.  So every block the walk visits
+is at least 14 bytes long, and an 8-byte beat holds at most one block boundary.
+The walker is built on that:
+
+* **Stage A** (the beat's cycle) reads the beat through registers computed one cycle
+  ahead: which lane holds the second length byte of the next block (``xl``), which
+  its type byte (``xt``, where the message body starts) and which the last byte of
+  the current block (``here``).  It extracts ``L`` and the type there and, from
+  ``L``, works out where the block ends: in the next beat (a per-lane fast path:
+  every lane's candidate is computed in parallel and one is picked), or further on
+  (a beat countdown).  The slots it gives the assembler come from registers only.
+* **Stage B** (the next cycle) makes the block's checks on what stage A registered,
+  in the contract's order, and accepts the block or stops the walk.  A block is
+  always checked before the beat holding its last byte has left stage A (its type
+  byte is at least 11 bytes before its end), so the acceptance of a message is a
+  register by the cycle the sequencer needs it: :attr:`BlockSplitter.o_ok`
+  confirms, one cycle after the beat, what ``o_blk`` announced in it.
+
+Every check a frame's end decides (``bad_truncated``) is made on the frame's last
+beat from what stage A has and has not seen yet.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Elaboratable, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from wiretick.host.formats import MOLD_END_OF_SESSION, MOLD_HEARTBEAT
@@ -23,32 +39,15 @@ from wiretick.host.formats import MOLD_END_OF_SESSION, MOLD_HEARTBEAT
 from .common import MAX_MSG_LEN, MIN_MSG_LEN, OFFSET_BITS, counter_events_layout, pick, type_length
 from .header import frame_beat_layout
 
-__all__ = ["BlockSplitter", "slot_layout", "split_beat_layout", "splitter_steps", "SPLITTER_COUNTERS"]
+__all__ = ["BlockSplitter", "slot_layout", "split_beat_layout", "ok_layout", "SPLITTER_COUNTERS"]
 
-#: Shortest block that does not stop the walk: 2 length bytes and a 1-byte unknown-type message.
-_MIN_BLOCK = 3
-
-
-def splitter_steps(width: int) -> int:
-    """Blocks the walker must be able to look at in one beat of ``width`` bytes.
-
-    One block can end in the beat (≥ 1 byte of it there), then whole blocks of at
-    least 3 bytes follow, and one more step decides the block after them.
-    """
-    return (width - 1) // _MIN_BLOCK + 2
-
-
-def _counter_widths(width: int) -> dict[str, int]:
-    steps = splitter_steps(width)
-    return {
-        "heartbeats": 1, "end_of_session": 1,
-        "bad_block_overrun": 1, "bad_block_length": 1, "bad_truncated": 1,
-        "unknown_type": range(steps + 1).stop.bit_length(),
-    }
-
+_COUNTER_WIDTHS = {
+    "heartbeats": 1, "end_of_session": 1,
+    "bad_block_overrun": 1, "bad_block_length": 1, "bad_truncated": 1, "unknown_type": 1,
+}
 
 #: Counters this stage increments.
-SPLITTER_COUNTERS = tuple(_counter_widths(8))
+SPLITTER_COUNTERS = tuple(_COUNTER_WIDTHS)
 
 
 def slot_layout(width: int = 8) -> data.StructLayout:
@@ -65,7 +64,8 @@ def slot_layout(width: int = 8) -> data.StructLayout:
         Beat offset minus body start: lanes ``0 .. width-1`` of this beat hold message
         bytes ``off .. off + width - 1`` (negative for a message starting in this beat).
     done : 1
-        The message's last byte is in this beat and the block passed every check.
+        The message's last byte is in this beat (provisional: :attr:`BlockSplitter.o_ok`
+        says in the next cycle whether the block passed its checks).
     type : 8
         ITCH type byte.
     index : 16
@@ -82,7 +82,7 @@ def slot_layout(width: int = 8) -> data.StructLayout:
 
 
 def split_beat_layout(width: int = 8) -> data.StructLayout:
-    """A beat with the message blocks found in it.
+    """A beat with the message bodies found in it, in the cycle the beat arrives.
 
     Fields
     ------
@@ -90,19 +90,15 @@ def split_beat_layout(width: int = 8) -> data.StructLayout:
         The beat's bytes.
     first, last, error, ts
         Frame boundaries, MAC error (with ``last``), frame timestamp (with ``first``).
-    start, session, sequence
-        As in :func:`~wiretick.hdl.header.frame_beat_layout`: the frame was accepted.
-    count : 16
-        MoldUDP64 message count (with ``start``).
-    blocks : range(steps + 1)
-        Blocks that passed every check and ended in this beat (known or unknown type):
-        each advances the expected sequence number.
+    start, session, sequence, count
+        As in :func:`~wiretick.hdl.header.frame_beat_layout`: the frame was accepted and
+        this beat ends its MoldUDP64 header.
     msg : slot_layout
-        The first message whose body overlaps this beat (the only one that may end here).
+        The message whose body began in an earlier beat and overlaps this one (the only
+        one that may end here).
     nxt : slot_layout
-        A second message starting in this beat (never ``done``).
+        A message whose body begins in this beat (never ``done``).
     """
-    steps = splitter_steps(width)
     return data.StructLayout({
         "data": unsigned(8 * width),
         "first": unsigned(1),
@@ -113,249 +109,292 @@ def split_beat_layout(width: int = 8) -> data.StructLayout:
         "session": unsigned(80),
         "sequence": unsigned(64),
         "count": unsigned(16),
-        "blocks": unsigned(range(steps + 1).stop.bit_length()),
         "msg": slot_layout(width),
         "nxt": slot_layout(width),
     })
 
 
+#: What :attr:`BlockSplitter.o_ok` confirms about the previous cycle's beat.
+ok_layout = data.StructLayout({
+    "msg": unsigned(1),      # its ``msg.done`` message passed every block check: deliver it
+    "block": unsigned(1),    # a block (known type or not) ended in it and passed: it counts as received
+})
+
+
+class _Phase(enum.Enum, shape=2):
+    """What stage A waits for in the block it is reading."""
+    LEN = 0      # the length bytes
+    TYPE = 1     # the type byte
+    BODY = 2     # the block's last byte
+
+
 class BlockSplitter(wiring.Component):
     """Find MoldUDP64 message blocks and check them, a beat per cycle.
-
-    State kept across beats: the start ``q`` of the current block, its number
-    ``i`` and, once its length and type bytes have been seen, its length and type.
-    The last two bytes of the previous beat are kept too, so a block whose length or
-    type bytes straddle two beats is decided when the rest arrives.  Each check is
-    made as soon as its bytes are there; on the frame's last beat every pending
-    check is decided (a block cut short counts in ``bad_truncated``).
 
     Parameters
     ----------
     width : int
-        Datapath width in bytes (power of two, at most 13 so that at most one
-        valid message ends per beat).
+        Datapath width in bytes: 8 (a beat holds at most one block boundary because
+        every block the walk visits is at least 14 bytes long).
 
     Attributes
     ----------
     i_beat : In(stream.Signature(frame_beat_layout(width), always_ready=True))
-        Beats from :class:`~wiretick.hdl.header.HeaderParser`.
+        Beats from :class:`~wiretick.hdl.header.HeaderParser` (registered there).
     o_blk : Out(stream.Signature(split_beat_layout(width), always_ready=True))
-        The same beats, one cycle later, with the blocks found in them.
+        The same beats in the same cycle, with the message slots (from registers).
+    o_ok : Out(ok_layout)
+        Confirmations for the beat ``o_blk`` carried in the previous cycle.
     o_count : Out(counter_events_layout)
         Counter increments (registered), for :data:`SPLITTER_COUNTERS`.
     """
 
     def __init__(self, width: int = 8):
-        if width & (width - 1) or not 4 <= width <= MIN_MSG_LEN + 1:
-            raise ValueError(f"width must be a power of two in 4..{MIN_MSG_LEN + 1}")
+        if width != 8:
+            raise ValueError("the block splitter is written for an 8-byte datapath")
         self.width = width
-        self.steps = splitter_steps(width)
         super().__init__({
             "i_beat": In(stream.Signature(frame_beat_layout(width), always_ready=True)),
             "o_blk": Out(stream.Signature(split_beat_layout(width), always_ready=True)),
-            "o_count": Out(counter_events_layout(_counter_widths(width))),
+            "o_ok": Out(ok_layout),
+            "o_count": Out(counter_events_layout(_COUNTER_WIDTHS)),
         })
 
     def elaborate(self, platform):
         m = Module()
         W = self.width
         beat = self.i_beat.payload
-        lanes = [beat.data[8 * k:8 * k + 8] for k in range(W)]
-
-        # Walker state.
-        state = _state_signals("")
-        count_r = Signal(16)
-        pay_end_r = Signal(OFFSET_BITS)
-        prev = [Signal(8, name=f"prev{k}") for k in range(2)]
-
-        # Frame-level inputs of this beat, shared by the steps.
-        start = beat.start
-        env = _Env(W)
-        m.d.comb += [
-            env.count.eq(Mux(start, beat.count, count_r)),
-            env.pay_end.eq(Mux(start, beat.pay_end, pay_end_r)),
-            env.base.eq(beat.offset),
-            env.avail.eq(beat.offset + Mux(beat.last, beat.nbytes, W)),
-            env.last.eq(beat.last),
-        ]
-        m.d.comb += [w.eq(v) for w, v in zip(env.win, prev + lanes)]   # offsets base-2 .. base+W-1
-
-        st0 = _state_signals("in_")
-        m.d.comb += [st0[n].eq(s) for n, s in state.items()]
-        with m.If(start):
-            m.d.comb += [
-                st0["act"].eq((beat.count != MOLD_HEARTBEAT) & (beat.count != MOLD_END_OF_SESSION)),
-                st0["q"].eq(beat.pay_start),
-                st0["i"].eq(0),
-                st0["hdr"].eq(0),
-            ]
-        with m.Elif(beat.first):
-            m.d.comb += st0["act"].eq(0)
-
-        # The chain of steps, each its own small fragment.
-        st = st0
-        steps = []
-        for k in range(self.steps):
-            step = _WalkStep(k, env, st)
-            m.submodules[f"step{k}"] = step
-            steps.append(step)
-            st = step.out
-        evs = [step.ev for step in steps]
-
-        # Registers.
         valid = self.i_beat.valid
+        lanes = [beat.data[8 * k:8 * k + 8] for k in range(W)]
+        prev7 = Signal(8)                         # lane 7 of the previous beat
         with m.If(valid):
-            m.d.sync += [s.eq(st[n]) for n, s in state.items()]
-            m.d.sync += [count_r.eq(env.count), pay_end_r.eq(env.pay_end)]
-            m.d.sync += [prev[0].eq(lanes[W - 2]), prev[1].eq(lanes[W - 1])]
+            m.d.sync += prev7.eq(lanes[W - 1])
 
-        # Output: slot 0 / slot 1 are the first / second message the steps report.
+        # ------------------------------------------------------------------ stage A
+        act = Signal()                 # walking this frame's blocks (stage B clears it)
+        ph = Signal(_Phase)
+        here = Signal()                # the current block's last byte is in this beat ...
+        e_lane = Signal(3)             # ... in this lane
+        cnt = Signal(14)               # beats after the next one until that beat
+        xl_due = Signal()              # the next block's 2nd length byte is in this beat ...
+        xl_lane = Signal(3)
+        xt_due = Signal()              # ... its type byte (body start) is in this beat
+        xt_lane = Signal(3)
+        xi = Signal(16)                # number of the block whose type byte comes next
+        cur_valid = Signal()           # a body that began earlier continues in this beat
+        cur_rot = Signal(3)
+        cur_off = Signal(signed(8))
+        cur_index = Signal(16)
+        cur_type = Signal(8)
+
+        start = beat.start
+        # On the beat that ends the MoldUDP64 header the first block begins right after
+        # it, as if a block had ended at pay_start - 1.
+        pe = Signal(3)
+        m.d.comb += pe.eq(beat.pay_start[:3] - 1)
+        start_ok = (beat.count != MOLD_HEARTBEAT) & (beat.count != MOLD_END_OF_SESSION)
+        walking = Signal()
+        m.d.comb += walking.eq(Mux(start, start_ok, act & ~beat.first))
+
+        xl_en = Signal()
+        xl_ln = Signal(3)
+        xt_en = Signal()
+        xt_ln = Signal(3)
+        m.d.comb += [
+            xl_en.eq(Mux(start, pe <= 5, xl_due)),
+            xl_ln.eq(Mux(start, pe + 2, xl_lane)),
+            xt_en.eq(Mux(start, pe <= 4, xt_due)),
+            xt_ln.eq(Mux(start, pe + 3, xt_lane)),
+        ]
+
+        # Bytes present in this beat (all of them but on a frame's last beat).
+        def present(lane):
+            return ~beat.last | (lane < beat.nbytes)
+
+        # Per-lane candidates, in parallel: if the 2nd length byte were in lane j.
+        L_c, rel_c, d1_c, short_c = [], [], [], []
+        for j in range(W):
+            hi = prev7 if j == 0 else lanes[j - 1]
+            Lj = Cat(lanes[j], hi)
+            relj = Signal(17, name=f"rel{j}")
+            m.d.comb += relj.eq(Lj + j)                  # last byte of the block, from this beat's lane 0
+            L_c.append(Lj)
+            rel_c.append(relj)
+            d1_c.append(relj[3:] == 1)                   # ... in the next beat
+            short_c.append(Lj < MIN_MSG_LEN)
+        ml_c = [type_length(m, lanes[j], name=f"ml{j}") for j in range(W)]
+
+        L_now = Signal(16)
+        rel = Signal(17)
+        d1 = Signal()
+        short = Signal()
+        m.d.comb += [L_now.eq(pick(L_c, xl_ln)), rel.eq(pick(rel_c, xl_ln)), d1.eq(pick(d1_c, xl_ln)),
+                     short.eq(pick(short_c, xl_ln))]
+        T_now = Signal(8)
+        ml_now = Signal(range(MAX_MSG_LEN + 1))
+        m.d.comb += [T_now.eq(pick(lanes, xt_ln)), ml_now.eq(pick(ml_c, xt_ln))]
+
+        # The slots, from registers (and, on a start beat, from the header's fields).
         out = self.o_blk.payload
-
-        def fill(slot, ev):
-            return [
-                slot.valid.eq(1),
-                slot.rot.eq(ev["body"][:len(slot.rot)]),
-                slot.off.eq((beat.offset - ev["body"])[:8]),
-                slot.done.eq(ev["done"]),
-                slot.type.eq(ev["type"]),
-                slot.index.eq(ev["index"]),
-            ]
-
-        m.d.sync += [out.msg.eq(0), out.nxt.eq(0)]
-        for k in reversed(range(len(evs))):        # the earliest step wins slot 0
-            with m.If(evs[k]["asm"]):
-                m.d.sync += fill(out.msg, evs[k])
-        for k in range(1, len(evs)):               # at most two steps report in one beat
-            with m.If(evs[k]["asm"] & Cat(*[e["asm"] for e in evs[:k]]).any()):
-                m.d.sync += fill(out.nxt, evs[k])
-
-        m.d.sync += [
+        ended = Signal()                                 # the current block's last byte is here
+        m.d.comb += ended.eq(here & act & ~beat.first & present(e_lane))
+        idx_now = Mux(start, 0, xi)
+        m.d.comb += [
             self.o_blk.valid.eq(valid),
             out.data.eq(beat.data),
-            out.first.eq(beat.first),
-            out.last.eq(beat.last),
-            out.error.eq(beat.error),
-            out.ts.eq(beat.ts),
-            out.start.eq(start),
-            out.session.eq(beat.session),
-            out.sequence.eq(beat.sequence),
+            out.first.eq(beat.first), out.last.eq(beat.last), out.error.eq(beat.error), out.ts.eq(beat.ts),
+            out.start.eq(start), out.session.eq(beat.session), out.sequence.eq(beat.sequence),
             out.count.eq(beat.count),
-            out.blocks.eq(sum(ev["complete"] for ev in evs)),
+            out.msg.valid.eq(cur_valid & act),
+            out.msg.rot.eq(cur_rot),
+            out.msg.off.eq(cur_off),
+            out.msg.done.eq(ended & cur_valid),
+            out.msg.type.eq(cur_type),
+            out.msg.index.eq(cur_index),
+            out.nxt.valid.eq(xt_en & walking),
+            out.nxt.rot.eq(xt_ln),
+            out.nxt.off.eq(-xt_ln),
+            out.nxt.type.eq(T_now),
+            out.nxt.index.eq(idx_now),
         ]
-        cnt = self.o_count
+
+        # Where the block ends, for the beats to come: a new length read here, or the countdown.
+        here_n = Signal()
+        e_lane_n = Signal(3)
+        cnt_n = Signal(14)
+        # A block shorter than any message would end before stage B has checked it (it
+        # fails a check, whatever comes first): the walk reads nothing after it.
+        with m.If(xl_en & short):
+            m.d.comb += [here_n.eq(0), e_lane_n.eq(rel[:3]), cnt_n.eq(0)]
+        with m.Elif(xl_en):
+            m.d.comb += [here_n.eq(d1), e_lane_n.eq(rel[:3]), cnt_n.eq(rel[3:] - 1)]
+        with m.Else():
+            m.d.comb += [here_n.eq(cnt == 1), e_lane_n.eq(e_lane), cnt_n.eq(Mux(cnt == 0, 0, cnt - 1))]
+        # The block after the one ending next beat, or after the one ending in this beat
+        # (when its header bytes spill into the next beat).
+        spill_l = Mux(start, pe >= 6, here & (e_lane >= 6))
+        spill_t = Mux(start, pe >= 5, here & (e_lane >= 5))
+        e_now = Mux(start, pe, e_lane)
+
+        # Phase (for the frame's last beat: what was still missing).
+        ph_after = Signal(_Phase)
+        got_l = xl_en & present(xl_ln)
+        got_t = xt_en & present(xt_ln)
+        need_len = Mux(start, 1, (ph == _Phase.LEN) | ((ph == _Phase.BODY) & here & present(e_lane)))
+        with m.If(need_len | (ph == _Phase.TYPE)):
+            with m.If(need_len & ~got_l):
+                m.d.comb += ph_after.eq(_Phase.LEN)
+            with m.Elif(~got_t):
+                m.d.comb += ph_after.eq(_Phase.TYPE)
+            with m.Else():
+                m.d.comb += ph_after.eq(_Phase.BODY)
+        with m.Else():
+            m.d.comb += ph_after.eq(_Phase.BODY)
+
+        # Registers to stage B.
+        L_r = Signal(16)
+        ml_r = Signal(range(MAX_MSG_LEN + 1))
+        ev_t = Signal()
+        ev_last = Signal()
+        miss_r = Signal(_Phase)
+        done_r = Signal()
+        m.d.sync += [ev_t.eq(0), ev_last.eq(0), done_r.eq(0)]
+
+        with m.If(valid):
+            m.d.sync += [
+                here.eq(here_n), e_lane.eq(e_lane_n), cnt.eq(cnt_n),
+                xl_due.eq((here_n & (e_lane_n <= 5)) | spill_l),
+                xl_lane.eq(Mux(spill_l, e_now + 2, e_lane_n + 2)),
+                xt_due.eq((here_n & (e_lane_n <= 4)) | spill_t),
+                xt_lane.eq(Mux(spill_t, e_now + 3, e_lane_n + 3)),
+                ph.eq(ph_after),
+                done_r.eq(ended & cur_valid),
+            ]
+            with m.If(xl_en):
+                m.d.sync += L_r.eq(L_now)
+            with m.If(xt_en):
+                m.d.sync += [
+                    ml_r.eq(ml_now), xi.eq(idx_now + 1),
+                    cur_valid.eq(1), cur_rot.eq(xt_ln), cur_off.eq(W - xt_ln), cur_type.eq(T_now),
+                    cur_index.eq(idx_now),
+                    ev_t.eq(walking & got_t),
+                ]
+            with m.Else():
+                m.d.sync += cur_off.eq(cur_off + W)
+                with m.If(ended):
+                    m.d.sync += cur_valid.eq(0)
+            with m.If(beat.last):
+                m.d.sync += [ev_last.eq(walking), miss_r.eq(ph_after)]
+            with m.If(start & ~xt_en):
+                m.d.sync += xi.eq(0)
+            with m.If(beat.first & ~start):
+                m.d.sync += [cur_valid.eq(0), here.eq(0), cnt.eq(0), xl_due.eq(0), xt_due.eq(0)]
+
+        # ------------------------------------------------------------------ stage B
+        room = Signal(signed(OFFSET_BITS + 2))   # pay_end - (block start + 2)
+        left = Signal(16)                        # blocks the count still allows
+        left_zero = Signal()
+        acc_known = Signal()                     # the block being read passed, and is a message
+        acc_any = Signal()
+
+        evaluate = act & (ev_t | (ev_last & (miss_r != _Phase.BODY)))
+        have_l = ~(ev_last & (miss_r == _Phase.LEN))
+        have_t = ev_t
+        unknown = ml_r == 0
+        checks = [
+            ("stop", left_zero),
+            ("overrun", room < 0),
+            ("trunc", ~have_l),
+            ("overrun", L_r > room),
+            ("blen", L_r == 0),
+            ("trunc", ~have_t),
+            ("blen", Mux(unknown, L_r < MIN_MSG_LEN, ml_r != L_r)),
+        ]
+        ev = {"overrun": Signal(), "blen": Signal(), "trunc": Signal(), "unknown": Signal()}
+        stop = Signal()
+        accept = Signal()
+        with m.If(evaluate):
+            for k, (kind, cond) in enumerate(checks):
+                with (m.If if k == 0 else m.Elif)(cond):
+                    m.d.comb += stop.eq(1)
+                    if kind != "stop":
+                        m.d.comb += ev[kind].eq(1)
+            with m.Else():
+                m.d.comb += [accept.eq(1), ev["unknown"].eq(unknown)]
+                with m.If(ev_last):                      # accepted, but the frame ends inside it
+                    m.d.comb += [stop.eq(1), ev["trunc"].eq(1)]
+        with m.Elif(act & ev_last & (miss_r == _Phase.BODY) & acc_any):
+            m.d.comb += [stop.eq(1), ev["trunc"].eq(1)]
+
+        with m.If(accept):
+            m.d.sync += [
+                acc_any.eq(1), acc_known.eq(~unknown),
+                room.eq(room - L_r - 2), left.eq(left - 1), left_zero.eq(left == 1),
+            ]
+        with m.If(stop):
+            m.d.sync += [acc_any.eq(0), acc_known.eq(0)]
+        with m.If(stop | ev_last):
+            m.d.sync += act.eq(0)
+        # A new frame: a walk begins on its start beat, or not at all.
+        with m.If(valid & beat.first & ~start):
+            m.d.sync += act.eq(0)
+        with m.If(valid & start):
+            m.d.sync += [
+                act.eq(start_ok), acc_any.eq(0), acc_known.eq(0),
+                room.eq(beat.pay_end - beat.pay_start - 2),
+                left.eq(beat.count), left_zero.eq(0),
+            ]
+
+        m.d.comb += [self.o_ok.msg.eq(done_r & acc_known), self.o_ok.block.eq(done_r & acc_any)]
+
+        cnt_o = self.o_count
         m.d.sync += [
-            cnt.heartbeats.eq(valid & start & (beat.count == MOLD_HEARTBEAT)),
-            cnt.end_of_session.eq(valid & start & (beat.count == MOLD_END_OF_SESSION)),
-            cnt.bad_block_overrun.eq(valid & Cat(*[e["overrun"] for e in evs]).any()),
-            cnt.bad_block_length.eq(valid & Cat(*[e["blen"] for e in evs]).any()),
-            cnt.bad_truncated.eq(valid & Cat(*[e["trunc"] for e in evs]).any()),
-            cnt.unknown_type.eq(Mux(valid, sum(e["unknown"] for e in evs), 0)),
-        ]
-        return m
-
-
-def _state_signals(prefix: str) -> dict[str, Signal]:
-    """The walker state: the current block and how far its checks have gone."""
-    return dict(
-        act=Signal(name=f"{prefix}act"),                       # walking this frame's blocks
-        q=Signal(OFFSET_BITS + 1, name=f"{prefix}q"),          # frame offset of the current block
-        i=Signal(16, name=f"{prefix}i"),                       # its number in the packet
-        hdr=Signal(name=f"{prefix}hdr"),                       # its length and type bytes passed
-        L=Signal(16, name=f"{prefix}blen"),                    # (with hdr) its length
-        known=Signal(name=f"{prefix}known"),                   # (with hdr) a known ITCH type
-        typ=Signal(8, name=f"{prefix}btype"),                  # (with hdr) its type byte
-    )
-
-
-class _Env:
-    """What every step of one beat shares: the beat's bytes and the frame's limits."""
-
-    def __init__(self, width: int):
-        self.base = Signal(OFFSET_BITS, name="base")           # frame offset of lane 0
-        self.avail = Signal(OFFSET_BITS + 1, name="avail")     # frame bytes present after this beat
-        self.last = Signal(name="last")
-        self.pay_end = Signal(OFFSET_BITS, name="pay_end")
-        self.count = Signal(16, name="count")
-        self.win = [Signal(8, name=f"win{k}") for k in range(width + 2)]   # offsets base-2 ..
-
-
-class _WalkStep(Elaboratable):
-    """One block's checks on the current beat: state in, state and events out."""
-
-    def __init__(self, k: int, env: _Env, st: dict[str, Signal]):
-        self.k, self.env, self.st = k, env, st
-        self.out = _state_signals(f"s{k}_")
-        self.ev = {n: Signal(name=f"s{k}_{n}") for n in ("overrun", "blen", "trunc", "unknown", "complete",
-                                                          "asm", "done")}
-        self.ev["body"] = Signal(OFFSET_BITS + 2, name=f"s{k}_body")
-        self.ev["type"] = Signal(8, name=f"s{k}_type")
-        self.ev["index"] = Signal(16, name=f"s{k}_index")
-
-    def elaborate(self, platform):
-        m = Module()
-        k, env, st, o, ev = self.k, self.env, self.st, self.out, self.ev
-        m.d.comb += [o[n].eq(s) for n, s in st.items()]
-
-        # Bytes at q, q+1, q+2 from the window (meaningful only when present).
-        ibits = (len(env.win) + 2).bit_length()
-        rel = (st["q"] + 2 - env.base)[:ibits]
-        L_new = Signal(16, name=f"s{k}_lnew")
-        tbyte = Signal(8, name=f"s{k}_tbyte")
-        m.d.comb += [L_new.eq(Cat(*(pick(env.win, (rel + j)[:ibits]) for j in (1, 0)))),
-                     tbyte.eq(pick(env.win, (rel + 2)[:ibits]))]
-        ml = type_length(m, tbyte, name=f"s{k}_mlen")
-
-        q2 = st["q"] + 2
-        last, avail, pay_end = env.last, env.avail, env.pay_end
-        # The header checks, in order; the block is accepted when none stops or waits.
-        checks = [st["i"] >= env.count, q2 > pay_end, q2 > avail, q2 + L_new > pay_end, L_new == 0,
-                  q2 + 1 > avail, (ml != 0) & (ml != L_new)]
-        accepted = st["act"] & ~st["hdr"] & ~Cat(*checks).any()
-        hdr_now = st["act"] & (st["hdr"] | accepted)
-        L_eff = Mux(st["hdr"], st["L"], L_new)
-        known_eff = Mux(st["hdr"], st["known"], ml != 0)
-        typ_eff = Mux(st["hdr"], st["typ"], tbyte)
-        end = q2 + L_eff
-        stop = o["act"].eq(0)
-
-        with m.If(st["act"] & ~st["hdr"]):
-            with m.If(checks[0]):
-                m.d.comb += stop                                   # after the N-th block
-            with m.Elif(checks[1]):
-                m.d.comb += [stop, ev["overrun"].eq(1)]
-            with m.Elif(checks[2]):
-                with m.If(last):
-                    m.d.comb += [stop, ev["trunc"].eq(1)]
-            with m.Elif(checks[3]):
-                m.d.comb += [stop, ev["overrun"].eq(1)]
-            with m.Elif(checks[4]):
-                m.d.comb += [stop, ev["blen"].eq(1)]
-            with m.Elif(checks[5]):
-                with m.If(last):
-                    m.d.comb += [stop, ev["trunc"].eq(1)]
-            with m.Elif(checks[6]):
-                m.d.comb += [stop, ev["blen"].eq(1)]
-            with m.Else():
-                m.d.comb += ev["unknown"].eq(ml == 0)
-
-        with m.If(hdr_now):
-            with m.If(end <= avail):
-                m.d.comb += [ev["complete"].eq(1), o["q"].eq(end), o["i"].eq(st["i"] + 1), o["hdr"].eq(0)]
-            with m.Elif(last):
-                m.d.comb += [stop, ev["trunc"].eq(1)]
-            with m.Else():
-                m.d.comb += [o["hdr"].eq(1), o["L"].eq(L_eff), o["known"].eq(known_eff), o["typ"].eq(typ_eff)]
-
-        # A message body overlapping this beat: reported by the step that accepted its
-        # header, or by step 0 for a message continuing from earlier beats.
-        first_report = accepted if k else hdr_now
-        m.d.comb += [
-            ev["asm"].eq(first_report & known_eff),
-            ev["done"].eq(hdr_now & (end <= avail) & known_eff),
-            ev["body"].eq(q2),
-            ev["type"].eq(typ_eff),
-            ev["index"].eq(st["i"]),
+            cnt_o.heartbeats.eq(valid & start & (beat.count == MOLD_HEARTBEAT)),
+            cnt_o.end_of_session.eq(valid & start & (beat.count == MOLD_END_OF_SESSION)),
+            cnt_o.bad_block_overrun.eq(ev["overrun"]),
+            cnt_o.bad_block_length.eq(ev["blen"]),
+            cnt_o.bad_truncated.eq(ev["trunc"]),
+            cnt_o.unknown_type.eq(ev["unknown"]),
         ]
         assert MAX_MSG_LEN < 128, "slot offsets are signed 8-bit"
         return m

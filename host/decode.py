@@ -88,6 +88,7 @@ def _tables() -> tuple[np.ndarray, ...]:
 
 
 _MSG_LEN, _TYPE_COUNTER, _PERM, _SAT, _PRINTABLE = _tables()
+_MIN_LEN = F.MIN_MESSAGE_LENGTH
 
 # Counter indices and tick offsets as module constants: numba freezes them at compile time.
 _C = F.COUNTER_INDEX
@@ -279,7 +280,7 @@ def _frame(b, o, flen, ts, cfg, st, sess, out, n, cnt, msg_len, type_counter, pe
             break
         typ = b[q + 2]
         ml = msg_len[typ]
-        if ml != 0 and ml != L:
+        if (ml != 0 and ml != L) or (ml == 0 and L < _MIN_LEN):
             cnt[C_BLOCK_LEN] += 1
             break
         if ml == 0:

@@ -318,7 +318,7 @@ def test_overrun_before_truncation_when_length_is_past_payload():
 
 
 def test_unknown_type_is_skipped_and_counts_as_received():
-    frame = udp_frame(mold_packet(1, [add(1), b"Z" + bytes(9), add(3)]))
+    frame = udp_frame(mold_packet(1, [add(1), b"Z" + bytes(11), add(3)]))
     # add(2) numbered 2 arrives later: 2 was received (as the unknown block), so it is a duplicate.
     check([frame, data(2, 3)],
           [add_tick(1, 1, 0), add_tick(3, 2, 0), add_tick(4, 3, 1)],
@@ -326,26 +326,35 @@ def test_unknown_type_is_skipped_and_counts_as_received():
 
 
 def test_unknown_type_last_in_packet_counts_as_received():
-    frame = udp_frame(mold_packet(1, [add(1), b"Z" + bytes(9)]))
+    frame = udp_frame(mold_packet(1, [add(1), b"Z" + bytes(11)]))
     check([frame, data(2), data(3)], [add_tick(1, 1, 0), add_tick(3, 2, 2)],
           counts(3, 3, 2, sessions=1, unknown_type=1, duplicates=1))
 
 
 def test_unknown_type_only_packet_then_gap():
-    frame = udp_frame(mold_packet(1, [b"Z" + bytes(9), b"Z" + bytes(3)]))
+    frame = udp_frame(mold_packet(1, [b"Z" + bytes(11), b"Z" + bytes(20)]))
     check([frame, data(5)], [gap_tick(1, 3, 2, 1), add_tick(5, 2, 1)],
           counts(2, 2, 1, sessions=1, unknown_type=2, gaps=1, gap_messages=2))
 
 
-@pytest.mark.parametrize("block", [b"\x00", b"Z", b"z" * 500, b"\xff" + bytes(35), b"a" + bytes(10)],
-                         ids=["type-0", "one-byte", "long", "type-ff", "lowercase"])
-def test_unknown_types_of_any_length(block):
+@pytest.mark.parametrize("block", [b"\x00" + bytes(11), b"Z" * 12, b"z" * 500, b"\xff" + bytes(35), b"a" + bytes(12)],
+                         ids=["type-0", "shortest", "long", "type-ff", "lowercase"])
+def test_unknown_types_of_any_valid_length(block):
     frame = udp_frame(mold_packet(1, [block, add(2)]))
     check([frame], [add_tick(2, 1, 0)], counts(1, 1, 1, sessions=1, unknown_type=1))
 
 
+@pytest.mark.parametrize("block", [b"\x00", b"Z", b"a" + bytes(10)], ids=["type-0", "one-byte", "eleven-bytes"])
+def test_unknown_type_shorter_than_any_message_is_malformed(block):
+    # No ITCH message is shorter than 12 bytes: the block is bad and stops the walk,
+    # and the message after it is not delivered (a later copy still can be).
+    frame = udp_frame(mold_packet(1, [add(1), block, add(3)]))
+    check([frame, data(2, 2)], [add_tick(1, 1, 0), add_tick(2, 2, 1), add_tick(3, 3, 1)],
+          counts(2, 2, 3, sessions=1, bad_block_length=1))
+
+
 def test_unknown_type_duplicates_are_not_counted():
-    frame = udp_frame(mold_packet(1, [add(1), b"Z" + bytes(9), add(3)]))
+    frame = udp_frame(mold_packet(1, [add(1), b"Z" + bytes(11), add(3)]))
     check([frame, frame], [add_tick(1, 1, 0), add_tick(3, 2, 0)],
           counts(2, 2, 2, sessions=1, unknown_type=2, duplicates=2))
 

@@ -145,11 +145,12 @@ def test_malformed_blocks():
     D = encode_message("D", order_ref=2)
     rng = random.Random(9)
     frames = []
-    # Several short unknown-type blocks in one beat, before and after real messages,
-    # at every alignment.
+    # Unknown-type blocks of the shortest lengths the walk goes past (12-15 bytes), before
+    # and after real messages, at every alignment; then one shorter than any message,
+    # which stops the walk.
     for shift in range(8):
-        lead = [b"z" * (1 + (shift + k) % 3) for k in range(shift % 4 + 1)]
-        frames.append(make_frame(lead + [D] + [b"x", b"yy", b"w"] + [A, b"\x00"], seq=1 + 10 * shift,
+        lead = [b"z" * (12 + (shift + k) % 4) for k in range(shift % 4 + 1)]
+        frames.append(make_frame(lead + [D] + [b"x" * 12, b"y" * 13] + [A, b"w" * (1 + shift)], seq=1 + 10 * shift,
                                  ip_option_words=shift, session=S1))
     frames += [
         make_frame([D, b"", A], seq=200, session=S1),                  # zero-length block
@@ -161,7 +162,7 @@ def test_malformed_blocks():
         make_frame([D, A], seq=260, session=S1, count=0xFFFE),
     ]
     # Frames cut at every byte of their payload.
-    full = make_frame([D, b"q" * 3, A, D], seq=300, session=S1, vlans=2, pad=False)
+    full = make_frame([D, b"q" * 13, A, D], seq=300, session=S1, vlans=2, pad=False)
     frames += [full[:n] for n in range(len(full) - 60, len(full) + 1)]
     # Random junk after the MoldUDP64 header.
     for k in range(10):

@@ -143,7 +143,7 @@ def test_messages_at_every_alignment_and_width_of_gap():
     rng = random.Random(1)
     frames = []
     for shift in range(8):
-        msgs = [b"u" * (1 + shift)] + [random_message(rng) for _ in range(6)]
+        msgs = [b"u" * (12 + shift)] + [random_message(rng) for _ in range(6)]
         frames.append(make_frame(msgs, seq=1, vlans=shift % 3, ip_option_words=shift))
     counts = check(frames)
     assert counts["unknown_type"] == 8
