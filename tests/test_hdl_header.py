@@ -8,15 +8,19 @@ import struct
 import pytest
 from amaranth.sim import Simulator
 
-from wiretick.hdl.header import HEADER_COUNTERS, HeaderParser, frame_beat_layout
+from wiretick.hdl.header import DROP_COUNT_DELAY, HEADER_COUNTERS, HeaderParser, frame_beat_layout
 from wiretick.hdl.sim import frames_to_beats, make_frame, random_frame, random_message, unpack
 from wiretick.host.capture import FrameBatch
 from wiretick.host.decode import DecodeConfig, decode_batch
 from wiretick.host.frames import encode_message
 
 
-def run_header(frames, bad=None, *, ip_dst=0, port=0, check_ip_checksum=True, gap_every=0, stray=()):
-    """Drive frames back to back; return (starts, counters, out_beats)."""
+def run_header(frames, bad=None, *, ip_dst=0, port=0, check_ip_checksum=True, gap_every=0, stray=(),
+               events=None):
+    """Drive frames back to back; return (starts, counters, out_beats).
+
+    ``events``, if a list, receives ``(clock edge, counter name)`` for every counter
+    increment, in order."""
     dut = HeaderParser()
     beats = list(stray) + frames_to_beats(frames, 8, bad)
     layout = frame_beat_layout(8)
@@ -37,15 +41,19 @@ def run_header(frames, bad=None, *, ip_dst=0, port=0, check_ip_checksum=True, ga
                 ctx.set(dut.i_mac.valid, 0)
                 await ctx.tick()
         ctx.set(dut.i_mac.valid, 0)
-        await ctx.tick().repeat(3)
+        await ctx.tick().repeat(3 + DROP_COUNT_DELAY)
         done[0] = True
 
     async def collect(ctx):
         cnt_layout = dut.o_count.shape()
+        edge = 0
         async for _, _, valid, payload, cnt in ctx.tick().sample(
                 dut.o_beat.valid, dut.o_beat.payload.as_value(), dut.o_count.as_value()):
+            edge += 1
             for name, v in unpack(cnt_layout, cnt).items():
                 counts[name] += v
+                if v and events is not None:
+                    events.append((edge, name))
             if valid:
                 f = unpack(layout, payload)
                 out.append(f)
@@ -163,3 +171,70 @@ def test_beats_outside_frames_are_ignored():
     starts, counts, out = run_header([f], stray=stray)
     assert counts == expected([f])
     assert len(out) == len(stray) + 1 and len(starts) == 1
+
+
+VERDICTS = [n for n in HEADER_COUNTERS if n not in ("frames", "bad_fcs")]
+
+
+def verdicts_of(frames, **cfg):
+    """The reference's verdict (``packets`` or the drop counter) of each frame alone."""
+    out = []
+    for f in frames:
+        c = decode_batch(FrameBatch.from_frames([f]), DecodeConfig(**cfg)).counters
+        [name] = [n for n in VERDICTS if c[n]]
+        out.append(name)
+    return out
+
+
+@pytest.mark.parametrize("vlans", range(3))
+def test_every_truncation_every_layout_frame_by_frame(vlans):
+    # Every header layout this tag count allows (IHL 5..15), cut at every length, back to
+    # back: one-beat frames, frames ending on every beat of the pipelined checks, each
+    # followed at once by the next frame, whose first beats must not disturb the verdict
+    # still being made on the previous one.  Verdicts are compared frame by frame, in order.
+    frames = []
+    for words in range(11):
+        f = make_frame([encode_message("S")], vlans=vlans, ip_option_words=words, pad=False)
+        mold_end = header_offsets(f)[0]
+        frames += [f[:n] for n in range(1, mold_end + 2)]
+    cfg = dict(port=26477)
+    events = []
+    _, counts, _ = run_header(frames, events=events, **cfg)
+    assert [n for _, n in events if n in VERDICTS] == verdicts_of(frames, **cfg)
+    assert counts == expected(frames, **cfg)
+
+
+def test_each_check_fails_at_each_layout_frame_by_frame():
+    # Every drop reason with every IPv4 header length and tag count, back to back.
+    m = [encode_message("A")]
+    cfg = dict(ip_dst=0xE9360C6F, port=26477)
+    frames = []
+    for vlans in range(3):
+        for words in (0, 1, 2, 7, 10):
+            base = dict(vlans=vlans, ip_option_words=words)
+            frames += [
+                make_frame(m, **base),
+                make_frame(m, bad_checksum=True, **base),
+                make_frame(m, fragment=0x2000, **base),
+                make_frame(m, protocol=6, **base),
+                make_frame(m, dst_ip=0xE9360C70, **base),
+                make_frame(m, udp_length=7, **base),
+                make_frame(m, ip_total_length=27, **base),
+                make_frame(m, dst_port=1, **base),
+                make_frame([], udp_length=8 + 19, **base),
+            ]
+    events = []
+    _, counts, _ = run_header(frames, events=events, **cfg)
+    assert [n for _, n in events if n in VERDICTS] == verdicts_of(frames, **cfg)
+    assert counts == expected(frames, **cfg)
+
+
+def test_drop_counters_lag_by_drop_count_delay():
+    # A frame that is not IPv4 is decided on its second beat (the EtherType), in the
+    # contract; its counter rises DROP_COUNT_DELAY cycles after a counter of that beat would.
+    ipv6 = make_frame([encode_message("A")], vlans=0)[:12] + b"\x86\xdd" + bytes(60)
+    events = []
+    run_header([ipv6], events=events)
+    (frames_edge,) = [e for e, n in events if n == "frames"]      # registered from beat 0
+    (drop_edge,) = [e for e, n in events if n == "drop_not_ipv4"]
+    assert drop_edge - frames_edge == 1 + DROP_COUNT_DELAY
