@@ -41,11 +41,23 @@ than OKAY/EXOKAY is counted in ``bus_errors``; the slot still counts as written.
 Overflow
 --------
 ``i_ticks.ready`` is constantly 1: the parser is never stalled.  Ticks wait in a
-FIFO of ``fifo_depth`` entries while the bus is slow (a stalled bus holds
-``fifo_depth`` ticks plus the one being written); a tick that finds the FIFO
-full is dropped and counted, and the count rides with the next entry into the
-FIFO (a tick, or a drop-only entry when the input is quiet), which makes the
-writer put a drop event before that tick.
+queue while the bus is slow (a stalled bus holds ``fifo_depth`` ticks plus the
+one being written: a block RAM of ``fifo_depth - 2`` entries, its output
+register, the next entry and the entry on the bus); a tick that finds the
+queue full is dropped and counted, and the count rides with the next entry
+into the queue (a tick, or a drop-only entry when the input is quiet), which
+makes the writer put a drop event before that tick.  ``dropped``,
+``drop_events`` and ``bus_errors`` are 32 bits and wrap; the host extends them
+(:data:`wiretick.hdl.regs.COUNTER_NOTE`).
+
+Timing
+------
+Everything the writer decides in a cycle comes from registers and the bus's
+ready inputs through a few LUTs: the queue's level flags, the outstanding-write
+room, ``hit`` (the shadow interval reached, compared a cycle early) and
+``idle_late`` are registers; statistics take their increment a cycle late; the
+slot address is kept as ``base + slot`` rather than added per write.  W data is
+a multiplexer of registers (no copy of the tick into a write register).
 
 Shadow head
 -----------
@@ -70,6 +82,7 @@ import re
 
 from amaranth.hdl import Assert, Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, enum, fifo, stream, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from wiretick.host.formats import TICK_FIELD_BY_NAME, Event, Flag
@@ -106,6 +119,8 @@ def _entry_layout(drop_bits: int) -> data.StructLayout:
         # engine does not overwrite.
         "body": unsigned(TICK_BITS - _SEQ_BITS - 4),
         "has_tick": unsigned(1),
+        # drops != 0, decided when the entry is written: the read side tests one bit.
+        "has_drops": unsigned(1),
         # Parser ticks dropped just before this entry.
         "drops": unsigned(drop_bits),
     })
@@ -121,7 +136,7 @@ class TickDMA(wiring.Component):
     data_width : int
         AXI data width: 64, 128, 256 or 512 bits (a tick is ``512 / data_width`` beats).
     fifo_depth : int
-        Ticks the engine can queue while the bus stalls.
+        Ticks the engine can queue while the bus stalls (at least 4).
     max_outstanding : int
         Writes that may wait for their B response.
     max_log2_slots : int
@@ -152,12 +167,12 @@ class TickDMA(wiring.Component):
     state : Out(DMAState)
     head : Out(64)
         Slots written and acknowledged in this run (= seq of the last one).
-    dropped : Out(64)
-        Parser ticks dropped in this run.
-    drop_events : Out(64)
-        Drop events written in this run.
+    dropped : Out(32)
+        Parser ticks dropped in this run, modulo 2**32 (the host extends it).
+    drop_events : Out(32)
+        Drop events written in this run, modulo 2**32 (the host extends it).
     bus_errors : Out(32)
-        B responses with SLVERR/DECERR in this run.
+        B responses with SLVERR/DECERR in this run, modulo 2**32.
     """
 
     def __init__(self, *, data_width: int = 512, fifo_depth: int = 64, max_outstanding: int = 16,
@@ -165,8 +180,8 @@ class TickDMA(wiring.Component):
         burst_size(data_width)
         if not 64 <= data_width <= TICK_BITS:
             raise ValueError(f"data width must be 64..512 bits, not {data_width}")
-        if fifo_depth < 2:
-            raise ValueError("fifo_depth must be at least 2")
+        if fifo_depth < 4:
+            raise ValueError("fifo_depth must be at least 4")
         if max_outstanding < 1:
             raise ValueError("max_outstanding must be at least 1")
         if not 0 <= max_log2_slots <= addr_width - SLOT_SHIFT:
@@ -189,8 +204,8 @@ class TickDMA(wiring.Component):
             "shadow_interval": In(32),
             "state": Out(DMAState),
             "head": Out(64),
-            "dropped": Out(64),
-            "drop_events": Out(64),
+            "dropped": Out(32),
+            "drop_events": Out(32),
             "bus_errors": Out(32),
         })
 
@@ -200,11 +215,6 @@ class TickDMA(wiring.Component):
         aw = self.addr_width
         bus = self.bus
         L = self.max_log2_slots
-
-        entry_layout = _entry_layout(64)
-        m.submodules.queue = queue = fifo.SyncFIFOBuffered(width=entry_layout.size, depth=self.fifo_depth)
-        # One bit per write waiting for its B response: 1 = a ring slot, 0 = the shadow head.
-        m.submodules.inflight = inflight = fifo.SyncFIFO(width=1, depth=self.max_outstanding)
 
         state = self.state
         running = state == DMAState.RUN
@@ -216,16 +226,89 @@ class TickDMA(wiring.Component):
         sh_addr = Signal(aw - 3)                # shadow word, in 8-byte units
         sh_strb = Signal(dw // 8)
         interval = Signal(32)
+        interval_nz = Signal()
 
         # ---------------------------------------------------------- ring position
-        seq = Signal(_SEQ_BITS, init=1)         # seq of the next slot written
-        slot = Signal(L)                        # (seq - 1) & mask
-        lap = Signal(4)                         # ((seq - 1) >> log2) & 0xF
+        seq = Signal(_SEQ_BITS)                 # seq of the last slot loaded (the write in progress)
+        slot = Signal(L)                        # index of the next slot
+        slot_addr = Signal(aw - SLOT_SHIFT)     # base + slot, kept as slot moves (no adder per load)
+        lap_next = Signal(4)                    # lap tag of the next slot
+        cur_lap = Signal(4)                     # lap tag of the write in progress
 
         pending = Signal(64)                    # drops not yet attached to a queue entry
+        pending_nz = Signal()                   # pending != 0
         shadowed = Signal(64)                   # head value of the last shadow write
 
         m.d.comb += self.i_ticks.ready.eq(1)
+
+        # ---------------------------------------------------------- the queue
+        # A block RAM of fifo_depth - 2 entries, then three entries in registers:
+        # the RAM's output ``do_data``, ``nxt`` (the next entry, whose flags the
+        # writer tests) and ``cur_e`` (the entry of the write on the bus, which W
+        # reads).  The RAM's output goes into ``nxt`` with no logic between: the
+        # RAM's clock-to-output is most of a cycle.  Entries move on clock enables
+        # only.  Capacity: fifo_depth + 1 entries, the one being written included.
+        #
+        # The read port is combinational with ``do_data`` its register, and the
+        # memory is marked ``no_rw_check``: Yosys then merges the register into the
+        # block RAM and adds no logic for a read and a write of the same address in
+        # one cycle, which never happens here (an entry is read only once it is in
+        # the RAM, and a full RAM takes no write).  A synchronous Amaranth read port
+        # asks for the old data on such a collision, which Yosys emulates on ECP5
+        # with two flip-flops and a LUT per bit (1,020 FFs and 510 LUTs here).
+        entry_layout = _entry_layout(64)
+        inner_depth = self.fifo_depth - 2
+        m.submodules.queue_mem = qmem = Memory(shape=entry_layout.size, depth=inner_depth, init=[],
+                                               attrs={"no_rw_check": 1})
+        q_wr = qmem.write_port()
+        q_rd = qmem.read_port(domain="comb")
+        do_data = Signal(entry_layout.size)
+        produce = Signal(range(inner_depth))
+        consume = Signal(range(inner_depth))
+        q_level = Signal(range(inner_depth + 1))
+        w_rdy = Signal(init=1)                  # q_level != inner_depth, as a register
+        q_any = Signal()                        # q_level != 0, as a register
+        q_wen = Signal()
+        q_ren = Signal()
+        do_valid = Signal()                     # the RAM's output holds an entry
+        nxt = Signal(entry_layout)
+        nxt_valid = Signal()
+        nxt_load = Signal()
+        cur_e = Signal(entry_layout)
+        take = Signal()                         # cur_e <- nxt
+        pend_tick = Signal()                    # cur_e's drop event is written, its tick not yet
+
+        def _incr(v):
+            return Mux(v == inner_depth - 1, 0, v + 1)
+
+        m.d.comb += [
+            q_wr.addr.eq(produce), q_wr.en.eq(q_wen),
+            q_rd.addr.eq(consume),
+            nxt_load.eq(do_valid & (~nxt_valid | take)),
+            q_ren.eq(q_any & (~do_valid | nxt_load)),
+        ]
+        # The level's flags for the next cycle come from comparisons of the level
+        # itself, selected by the late write/read strobes (no adder after them).
+        inc, dec = q_wen & ~q_ren, q_ren & ~q_wen
+        m.d.sync += [
+            q_level.eq(Mux(inc, q_level + 1, Mux(dec, q_level - 1, q_level))),
+            w_rdy.eq(Mux(inc, q_level != inner_depth - 1, Mux(dec, 1, q_level != inner_depth))),
+            q_any.eq(Mux(inc, 1, Mux(dec, q_level != 1, q_level != 0))),
+        ]
+        with m.If(q_wen):
+            m.d.sync += produce.eq(_incr(produce))
+        with m.If(q_ren):
+            m.d.sync += consume.eq(_incr(consume))
+        with m.If(q_ren):
+            m.d.sync += [do_data.eq(q_rd.data), do_valid.eq(1)]
+        with m.Elif(nxt_load):
+            m.d.sync += do_valid.eq(0)
+        with m.If(nxt_load):
+            m.d.sync += [nxt.eq(do_data), nxt_valid.eq(1)]
+        with m.Elif(take):
+            m.d.sync += nxt_valid.eq(0)
+        with m.If(take):
+            m.d.sync += cur_e.eq(nxt)
 
         # ---------------------------------------------------------- input: queue or drop
         w_entry = Signal(entry_layout)
@@ -233,26 +316,48 @@ class TickDMA(wiring.Component):
         m.d.comb += [
             w_entry.body.eq(Cat(p[_SEQ_BITS:_LAP_LO], p[_LAP_HI:])),
             w_entry.drops.eq(pending),
-            queue.w_data.eq(w_entry),
+            w_entry.has_drops.eq(pending_nz),
+            q_wr.data.eq(w_entry),
         ]
         with m.If(running & self.i_ticks.valid):
-            with m.If(queue.w_rdy):
-                m.d.comb += [queue.w_en.eq(1), w_entry.has_tick.eq(1)]
-                m.d.sync += pending.eq(0)
+            with m.If(w_rdy):
+                m.d.comb += [q_wen.eq(1), w_entry.has_tick.eq(1)]
+                m.d.sync += [pending.eq(0), pending_nz.eq(0)]
             with m.Else():
-                m.d.sync += [pending.eq(pending + 1), self.dropped.eq(self.dropped + 1)]
-        with m.Elif(active & (pending != 0) & queue.w_rdy):
-            m.d.comb += queue.w_en.eq(1)     # a drop-only entry
-            m.d.sync += pending.eq(0)
+                m.d.sync += [pending.eq(pending + 1), pending_nz.eq(1), self.dropped.eq(self.dropped + 1)]
+        with m.Elif(active & pending_nz & w_rdy):
+            m.d.comb += q_wen.eq(1)             # a drop-only entry
+            m.d.sync += [pending.eq(0), pending_nz.eq(0)]
 
         # ---------------------------------------------------------- the write in progress
-        cur_valid = Signal()
+        # ``awv``/``wv`` are AWVALID/WVALID themselves: the write is in progress while
+        # either is high, and the bus can take the next one in a cycle where each is
+        # low or fires (one LUT of the readies and these registers).
+        awv = Signal()
+        wv = Signal()
+        cur_valid = awv | wv
         cur_shadow = Signal()
+        cur_event = Signal()
         cur_addr = Signal(aw)
-        cur_data = Signal(TICK_BITS)
-        aw_done = Signal()
-        w_done = Signal()
+        cur_ts = Signal(64)                     # ts_rx of a drop event: the time it was loaded
         beat = Signal(range(self.beats)) if self.beats > 1 else None
+        last_beat = Signal()                    # the next W beat is the last of the write
+
+        # W data: a multiplexer of registers (the entry, seq, lap, time, shadow value)
+        # selected by registers; for narrow buses the beat is selected first.
+        tick = Cat(seq, cur_e.body[:_LAP_LO - _SEQ_BITS], cur_lap, cur_e.body[_LAP_LO - _SEQ_BITS:])
+        event = Signal(TickLayout)
+        m.d.comb += [
+            event.seq.eq(seq),
+            event.ts_rx.eq(cur_ts),
+            event.ref2.eq(cur_e.drops),
+            event.flags.eq(Flag.EVENT_DROP | (cur_lap << LAP_SHIFT)),
+            event.msg_type.eq(Event.TYPE),
+        ]
+        shadow_word = Cat(*[shadowed] * (dw // 64))
+
+        def this_beat(v):
+            return v if beat is None else v.word_select(beat, dw)
 
         m.d.comb += [
             bus.awaddr.eq(cur_addr),
@@ -261,97 +366,115 @@ class TickDMA(wiring.Component):
             bus.awburst.eq(BURST_INCR),
             bus.awcache.eq(CACHE_NORMAL_NONCACHEABLE_BUFFERABLE),
             bus.awprot.eq(0),
-            bus.awvalid.eq(cur_valid & ~aw_done),
-            bus.wvalid.eq(cur_valid & ~w_done),
+            bus.awvalid.eq(awv),
+            bus.wvalid.eq(wv),
+            bus.wdata.eq(Mux(cur_shadow, shadow_word,
+                             Mux(cur_event, this_beat(event.as_value()), this_beat(tick)))),
             bus.wstrb.eq(Mux(cur_shadow, sh_strb, Const(-1, dw // 8))),
+            bus.wlast.eq(1 if beat is None else last_beat),
             bus.bready.eq(1),
         ]
-        if self.beats == 1:
-            m.d.comb += [bus.wdata.eq(cur_data), bus.wlast.eq(1)]
-        else:
-            m.d.comb += [
-                bus.wdata.eq(cur_data.word_select(beat, dw)),
-                bus.wlast.eq(cur_shadow | (beat == self.beats - 1)),
-            ]
 
-        aw_fire = bus.awvalid & bus.awready
-        w_fire = bus.wvalid & bus.wready
-        finish = cur_valid & (aw_done | aw_fire) & (w_done | (w_fire & bus.wlast))
+        aw_fire = awv & bus.awready
+        w_fire = wv & bus.wready
+        free = (~awv | bus.awready) & (~wv | (bus.wready & bus.wlast))
         with m.If(aw_fire):
-            m.d.sync += aw_done.eq(1)
+            m.d.sync += awv.eq(0)
         with m.If(w_fire):
             with m.If(bus.wlast):
-                m.d.sync += w_done.eq(1)
+                m.d.sync += wv.eq(0)
                 if beat is not None:
                     m.d.sync += beat.eq(0)
             if beat is not None:
                 with m.Else():
-                    m.d.sync += beat.eq(beat + 1)
-        with m.If(finish):
-            m.d.sync += cur_valid.eq(0)
+                    m.d.sync += [beat.eq(beat + 1), last_beat.eq(beat == self.beats - 2)]
 
         # ---------------------------------------------------------- responses
+        # One bit per write waiting for its B response: 1 = a ring slot, 0 = the shadow head.
+        m.submodules.inflight = inflight = fifo.SyncFIFO(width=1, depth=self.max_outstanding)
+        # ``room``: a write may be loaded (one fewer outstanding than the limit, counting
+        # the one loaded and the one answered in this cycle), as a register.
+        room = Signal(init=1)
+        m.d.sync += room.eq(inflight.level + inflight.w_en - (bus.bvalid & inflight.r_rdy)
+                            < self.max_outstanding)
+        ack_ring = Signal()
+        m.d.comb += ack_ring.eq(bus.bvalid & inflight.r_rdy & inflight.r_data)
         with m.If(bus.bvalid):
             m.d.comb += inflight.r_en.eq(1)
-            with m.If(inflight.r_rdy & inflight.r_data):
+            with m.If(ack_ring):
                 m.d.sync += self.head.eq(self.head + 1)
             with m.If((bus.bresp == RESP_SLVERR) | (bus.bresp == RESP_DECERR)):
                 m.d.sync += self.bus_errors.eq(self.bus_errors + 1)
 
+        # ---------------------------------------------------------- the shadow head
+        # ``lag`` = head - shadowed (saturating in its top bit), ``behind`` = lag != 0,
+        # and ``hit`` = lag >= interval one cycle late: the wide comparison is a
+        # register, at the cost of a shadow write one cycle later.
+        lag = Signal(33)
+        behind = Signal()
+        hit = Signal()                          # implies behind (lag >= interval >= 1)
+        shadow_load = Signal()
+        idle = Signal()
+        idle_late = Signal()                    # idle one cycle ago: what starts an idle shadow write
+        m.d.comb += idle.eq(~q_any & ~do_valid & ~nxt_valid & ~pend_tick & ~cur_valid
+                            & ~inflight.r_rdy & ~pending_nz)
+        m.d.sync += idle_late.eq(idle)
+        with m.If(shadow_load):
+            m.d.sync += [lag.eq(ack_ring), behind.eq(ack_ring)]
+        with m.Elif(ack_ring):
+            m.d.sync += behind.eq(1)
+            with m.If(~lag[32]):
+                m.d.sync += lag.eq(lag + 1)
+        m.d.sync += hit.eq(~shadow_load & interval_nz & (lag >= interval))
+
         # ---------------------------------------------------------- what to write next
-        r_entry = data.View(entry_layout, queue.r_data)
-        drop_sent = Signal()        # the drop event of the entry at the queue head is written
-        idle = (queue.level == 0) & ~cur_valid & ~inflight.r_rdy & (pending == 0)
-        shadow_due = (self.head != shadowed) & (
-            idle | ((interval != 0) & (self.head - shadowed >= interval)))
-        can_load = active & (~cur_valid | finish) & inflight.w_rdy
-
-        tick = Signal(TickLayout)
-        event = Signal(TickLayout)
+        # Priority: a shadow head that is due by interval, the tick whose drop event
+        # was just written, the next entry (its drop event first if it has one), and
+        # a shadow head that is behind when there is nothing else (idle).
+        # A shadow write started by a stale ``idle_late`` costs at most one write's
+        # delay to an entry that arrived meanwhile; the run stops on ``idle`` itself.
+        can_load = active & room & free
         m.d.comb += [
-            tick.as_value().eq(Cat(seq, r_entry.body[:_LAP_LO - _SEQ_BITS], lap,
-                                   r_entry.body[_LAP_LO - _SEQ_BITS:])),
-            event.seq.eq(seq),
-            event.ts_rx.eq(self.timestamp),
-            event.ref2.eq(r_entry.drops),
-            event.flags.eq(Flag.EVENT_DROP | (lap << LAP_SHIFT)),
-            event.msg_type.eq(Event.TYPE),
+            shadow_load.eq(can_load & (hit | (behind & idle_late))),
+            take.eq(can_load & ~hit & ~pend_tick & nxt_valid),
         ]
+        # Statistics take their increment a cycle late (off the decision path).
+        event_loaded = Signal()
+        m.d.sync += event_loaded.eq(0)
+        with m.If(event_loaded):
+            m.d.sync += self.drop_events.eq(self.drop_events + 1)
 
-        def load_slot(payload):
-            m.d.comb += inflight.w_en.eq(1)
-            m.d.comb += inflight.w_data.eq(1)
+        def load_slot(is_event):
+            m.d.comb += [inflight.w_en.eq(1), inflight.w_data.eq(1)]
             m.d.sync += [
-                cur_valid.eq(1), cur_shadow.eq(0), aw_done.eq(0), w_done.eq(0),
-                cur_addr.eq(Cat(Const(0, SLOT_SHIFT), base + slot)),
-                cur_data.eq(payload),
+                awv.eq(1), wv.eq(1), cur_shadow.eq(0), cur_event.eq(is_event),
+                last_beat.eq(self.beats == 1),
+                cur_addr.eq(Cat(Const(0, SLOT_SHIFT), slot_addr)),
                 seq.eq(seq + 1),
-                slot.eq((slot + 1) & mask),
+                cur_lap.eq(lap_next),
             ]
-            with m.If(((slot + 1) & mask) == 0):
-                m.d.sync += lap.eq(lap + 1)
+            with m.If(slot == mask):
+                m.d.sync += [slot.eq(0), slot_addr.eq(base), lap_next.eq(lap_next + 1)]
+            with m.Else():
+                m.d.sync += [slot.eq(slot + 1), slot_addr.eq(slot_addr + 1)]
 
-        with m.If(can_load):
-            with m.If(shadow_due):
-                m.d.comb += inflight.w_en.eq(1)      # w_data 0: the shadow head
-                m.d.sync += [
-                    cur_valid.eq(1), cur_shadow.eq(1), aw_done.eq(0), w_done.eq(0),
-                    cur_addr.eq(Cat(Const(0, 3), sh_addr)),
-                    cur_data.eq(Cat(*[self.head] * (TICK_BITS // 64))),
-                    shadowed.eq(self.head),
-                ]
-            with m.Elif(queue.r_rdy):
-                with m.If((r_entry.drops != 0) & ~drop_sent):
-                    load_slot(event)
-                    m.d.sync += self.drop_events.eq(self.drop_events + 1)
-                    with m.If(r_entry.has_tick):
-                        m.d.sync += drop_sent.eq(1)
-                    with m.Else():
-                        m.d.comb += queue.r_en.eq(1)
-                with m.Else():
-                    load_slot(tick)
-                    m.d.comb += queue.r_en.eq(1)
-                    m.d.sync += drop_sent.eq(0)
+        with m.If(shadow_load):
+            m.d.comb += inflight.w_en.eq(1)          # w_data 0: the shadow head
+            m.d.sync += [
+                awv.eq(1), wv.eq(1), cur_shadow.eq(1), cur_event.eq(0),
+                cur_addr.eq(Cat(Const(0, 3), sh_addr)),
+                last_beat.eq(1),
+                shadowed.eq(self.head),
+            ]
+        with m.Elif(can_load & ~hit & pend_tick):
+            load_slot(0)
+            m.d.sync += pend_tick.eq(0)
+        with m.Elif(take):
+            with m.If(nxt.has_drops):
+                load_slot(1)
+                m.d.sync += [pend_tick.eq(nxt.has_tick), cur_ts.eq(self.timestamp), event_loaded.eq(1)]
+            with m.Else():
+                load_slot(0)
 
         # ---------------------------------------------------------- run control
         log2 = Signal(range(L + 1))
@@ -369,12 +492,15 @@ class TickDMA(wiring.Component):
                         m.d.sync += [
                             state.eq(DMAState.RUN),
                             base.eq(self.ring_base[SLOT_SHIFT:]),
+                            slot_addr.eq(self.ring_base[SLOT_SHIFT:]),
                             mask.eq((Const(1, L + 1) << log2) - 1),
                             sh_addr.eq(self.shadow_addr[3:]),
                             interval.eq(self.shadow_interval),
-                            seq.eq(1), slot.eq(0), lap.eq(0),
-                            pending.eq(0), shadowed.eq(0), drop_sent.eq(0),
-                            self.head.eq(0), self.dropped.eq(0), self.drop_events.eq(0),
+                            interval_nz.eq(self.shadow_interval != 0),
+                            seq.eq(0), slot.eq(0), lap_next.eq(0),
+                            pending.eq(0), pending_nz.eq(0), shadowed.eq(0), pend_tick.eq(0),
+                            lag.eq(0), behind.eq(0), hit.eq(0),
+                            self.head.eq(0), self.dropped.eq(0), self.drop_events.eq(0), event_loaded.eq(0),
                             self.bus_errors.eq(0),
                         ]
                         if lane_bits > 0:
@@ -386,7 +512,7 @@ class TickDMA(wiring.Component):
                     m.d.sync += state.eq(DMAState.DRAIN)
             with m.Case(DMAState.DRAIN):
                 # (if enable came back meanwhile, OFF starts a new run next cycle)
-                with m.If(idle & (self.head == shadowed)):
+                with m.If(idle & ~behind):
                     m.d.sync += state.eq(DMAState.OFF)
             with m.Case(DMAState.ERROR):
                 with m.If(~self.enable):
@@ -404,6 +530,8 @@ class TickDMA(wiring.Component):
                                    "ring write outside [base, base + nslots*64)")
             with m.If(bus.awvalid & cur_shadow):
                 m.d.sync += Assert(bus.awaddr == Cat(Const(0, 3), sh_addr), "shadow write elsewhere")
+            with m.If(q_wen):
+                m.d.sync += Assert(w_rdy, "queue written while full")
         return m
 
 

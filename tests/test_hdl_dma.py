@@ -460,3 +460,19 @@ def test_stop_right_after_a_tick_loses_nothing():
         for res in run_dma(cfg, runs=3):
             check(res)
             assert len(res.ring_log) == n
+
+
+def test_full_rate_64_keeps_the_bus_busy():
+    # A 64-bit bus (a 1G/10G host link) takes a tick in 8 beats: ticks offered one every
+    # 8 cycles go out back to back, one W beat every cycle, nothing dropped.
+    cfg = Config(data_width=64, n_ticks=100, rate=1.0, gaps=[(i, 7) for i in range(1, 100)], interval=0,
+                 b_latency=(3, 3), log2=5, fifo_depth=4)
+    (res,) = run_dma(cfg)
+    check(res)
+    assert res.dropped == 0 and len(res.ring_log) == 100
+    assert res.cycles < 8 * 100 + 30, res.cycles
+
+
+def test_queue_of_fewer_than_four_is_refused():
+    with pytest.raises(ValueError, match="fifo_depth"):
+        TickDMA(fifo_depth=3)
