@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import Out
 
@@ -59,9 +59,15 @@ class NsClock(wiring.Component):
         if r == 0:
             m.d.sync += self.ns.eq(self.ns + q)
         else:
+            # ``bump``: this cycle adds q + 1 (acc + r >= d), decided a cycle ahead by
+            # comparing acc with constants, so that the 64-bit sum is one adder whose
+            # second operand comes from a register.
             acc = Signal(range(d), name="ns_remainder")
-            with m.If(acc + r >= d):
-                m.d.sync += [acc.eq(acc + r - d), self.ns.eq(self.ns + q + 1)]
-            with m.Else():
-                m.d.sync += [acc.eq(acc + r), self.ns.eq(self.ns + q)]
+            bump = Signal(name="ns_bump")
+            lo, hi = d - 2 * r, 2 * d - 2 * r     # next bump: acc >= lo (no bump now), acc >= hi (bump now)
+            m.d.sync += [
+                acc.eq(Mux(bump, acc + r - d, acc + r)),
+                bump.eq(Mux(bump, acc >= hi if hi < d else 0, acc >= lo if lo > 0 else 1)),
+                self.ns.eq(self.ns + Mux(bump, q + 1, q)),
+            ]
         return m

@@ -29,6 +29,12 @@ Access
     afterwards are one consistent picture, whatever the reads' order or spacing.
     ``snap`` registers read 0 until the first snapshot.
 
+Counters
+--------
+Event counters (``wraps``) are 32 bits in hardware; the host extends them to
+64 bits (:class:`CounterExtender`).  :data:`COUNTER_NOTE` says how, and how
+often a host must read them.
+
 The nanosecond clock that fills ``ts_rx`` (``timestamp`` out of the register
 file, see :class:`wiretick.hdl.clock.NsClock`) is free-running from reset;
 ``CLOCK`` reads its value at the last snapshot, ``CLOCK_PERIOD_FS`` says how fast
@@ -44,20 +50,25 @@ from wiretick.host.formats import COUNTERS
 
 __all__ = [
     "Register", "REGISTERS", "REG_BY_NAME", "ACCESS", "COUNTER_BASE", "REG_ID", "REG_VERSION",
-    "counter_register", "words", "markdown_table", "RegisterClient", "RegisterFile",
+    "counter_register", "words", "markdown_table",
+    "COUNTER_BITS", "COUNTER_NOTE", "CounterExtender", "registers_doc", "RegisterClient", "RegisterFile",
     "REGS_WAIVERS", "regs_verilog", "lint_regs",
 ]
 
 #: ``ID`` register value: ASCII "WTK1" (as host/device.py's DEVICE_ID).
 REG_ID = 0x5754_4B31
-#: ``VERSION``: major << 16 | minor.  The major changes when an offset or a meaning changes.
-REG_VERSION = (1 << 16) | 0
+#: ``VERSION``: major << 16 | minor.  The major changes when an offset or a meaning changes
+#: (2: event counters are 32 bits, extended by the host).
+REG_VERSION = (2 << 16) | 0
 
 ACCESS = ("const", "ro", "rw", "wo", "snap")
 
 
 class Register(NamedTuple):
-    """One register: ``width`` bits at byte ``offset`` (see the module documentation)."""
+    """One register: ``width`` bits at byte ``offset`` (see the module documentation).
+
+    ``wraps``: an event counter that counts modulo ``2**width``; the host extends it.
+    """
 
     name: str
     offset: int
@@ -65,10 +76,35 @@ class Register(NamedTuple):
     access: str
     doc: str
     init: int = 0
+    wraps: bool = False
 
 
 #: Offset of the first parser counter; counter ``i`` of ``formats.COUNTERS`` is at ``+ 8*i``.
 COUNTER_BASE = 0x100
+#: Width of the event counters in hardware (``wraps`` registers); the host extends them to 64 bits.
+COUNTER_BITS = 32
+
+#: How the event counters wrap and are extended (docs/registers.md).
+COUNTER_NOTE = """\
+Event counters (the registers whose bits say *wraps*: the parser's `CNT_*`,
+`PARSER_LOST`, and the DMA engine's drop and bus-error counts) are 32 bits in
+hardware and count modulo 2^32, as LitePCIe's are.  The host extends each one to
+64 bits: it adds the difference, modulo 2^32, from its previous read
+(`wiretick.hdl.regs.CounterExtender`; `Device.counters()` and `Device.snapshot()`
+do it, from 0 at the start of each run).  That is exact, and monotonic, as long
+as fewer than 2^32 events are counted between two reads:
+
+- every counter but two counts at most one event a cycle: 2^32 cycles, 27.5 s at
+  156.25 MHz;
+- `unknown_type`: 3-byte unknown blocks back to back at 10 Gb/s line rate wrap it
+  in 10.3 s;
+- `gap_messages` grows by a whole gap at once: a gap of 2^32 or more sequence
+  numbers (a broken or hostile feed) is not extended exactly, but the gap event's
+  tick carries its exact count (`ref2`).
+
+**A host reads the counters (`Device.counters()` or `Device.snapshot()`) at least
+every 5 seconds.**  Each counter keeps its 8-byte slot; the high word reads 0.
+"""
 
 REGISTERS: tuple[Register, ...] = (
     # -- identification and build parameters
@@ -101,12 +137,16 @@ REGISTERS: tuple[Register, ...] = (
     Register("CLOCK", 0x080, 64, "snap", "nanosecond clock (the ts_rx of ticks)"),
     Register("DMA_HEAD", 0x088, 64, "snap", "ring slots written and acknowledged in this run "
              "(= seq of the last one; the shadow head)"),
-    Register("DMA_DROPPED", 0x090, 64, "snap", "parser ticks dropped by the DMA engine (FIFO overflow) in this run"),
-    Register("DMA_DROP_EVENTS", 0x098, 64, "snap", "drop events written in this run"),
-    Register("DMA_BUS_ERRORS", 0x0A0, 32, "snap", "write responses SLVERR/DECERR in this run"),
-    Register("PARSER_LOST", 0x0A8, 64, "snap", "ticks the parser dropped because its output was stalled"),
+    Register("DMA_DROPPED", 0x090, COUNTER_BITS, "snap",
+             "parser ticks dropped by the DMA engine (FIFO overflow) in this run", wraps=True),
+    Register("DMA_DROP_EVENTS", 0x098, COUNTER_BITS, "snap", "drop events written in this run", wraps=True),
+    Register("DMA_BUS_ERRORS", 0x0A0, COUNTER_BITS, "snap", "write responses SLVERR/DECERR in this run",
+             wraps=True),
+    Register("PARSER_LOST", 0x0A8, COUNTER_BITS, "snap", "ticks the parser dropped because its output was stalled",
+             wraps=True),
 ) + tuple(
-    Register(f"CNT_{c.name}", COUNTER_BASE + 8 * i, 64, "snap", c.doc) for i, c in enumerate(COUNTERS)
+    Register(f"CNT_{c.name}", COUNTER_BASE + 8 * i, COUNTER_BITS, "snap", c.doc, wraps=True)
+    for i, c in enumerate(COUNTERS)
 )
 
 REG_BY_NAME: dict[str, Register] = {r.name: r for r in REGISTERS}
@@ -131,6 +171,8 @@ def _check() -> None:
             raise AssertionError(f"{r.name}: offset {r.offset:#x} / width {r.width}")
         if r.init >> r.width:
             raise AssertionError(f"{r.name}: init {r.init:#x} wider than {r.width} bits")
+        if r.wraps and (r.access != "snap" or r.width != COUNTER_BITS):
+            raise AssertionError(f"{r.name}: only {COUNTER_BITS}-bit snap registers wrap")
         for w in words(r):
             if w in used:
                 raise AssertionError(f"{r.name} overlaps {used[w]} at {w:#x}")
@@ -158,8 +200,49 @@ def markdown_table() -> str:
         else:
             init = f"{r.init:#x}" if r.init > 9 else str(r.init)
         doc = r.doc.replace("|", "\\|")
-        lines.append(f"| {r.offset:#05x} | `{r.name}` | {r.width} | {r.access} | {init} | {doc} |")
+        bits = f"{r.width} wraps" if r.wraps else str(r.width)
+        lines.append(f"| {r.offset:#05x} | `{r.name}` | {bits} | {r.access} | {init} | {doc} |")
     return "\n".join(lines) + "\n"
+
+
+def registers_doc() -> str:
+    """docs/registers.md: the table and :data:`COUNTER_NOTE`."""
+    return (
+        "# Register map\n\n"
+        "<!-- Generated from wiretick/hdl/regs.py by `python -m wiretick.hdl.regs > docs/registers.md`: "
+        "do not edit. -->\n\n"
+        f"AXI4-Lite, 32-bit words, byte offsets; map version {REG_VERSION >> 16}.{REG_VERSION & 0xFFFF}.  "
+        "A 64-bit register is two words, low half first.  `snap` registers hold their value at the "
+        "last write to `SNAPSHOT` (all latched in the same cycle); unmapped words read 0.\n\n"
+        + markdown_table() + "\n## Counters\n\n" + COUNTER_NOTE)
+
+
+class CounterExtender:
+    """The host side of the ``wraps`` registers: 32-bit readings extended to 64-bit counts.
+
+    Each reading adds its difference, modulo ``2**width``, from the previous
+    reading of the same register (see :data:`COUNTER_NOTE` for how often to
+    read).  :meth:`reset` when the device starts a run (its counters restart at 0).
+    """
+
+    def __init__(self):
+        self._count: dict[str, int] = {}
+
+    def reset(self) -> None:
+        self._count.clear()
+
+    def extend(self, name: str, raw: int) -> int:
+        """The 64-bit count of register ``name`` read as ``raw`` (other registers: ``raw``)."""
+        reg = REG_BY_NAME[name]
+        if not reg.wraps:
+            return raw
+        last = self._count.get(name, 0)
+        value = last + ((raw - last) & ((1 << reg.width) - 1))
+        self._count[name] = value
+        return value
+
+    def extend_all(self, values: dict[str, int]) -> dict[str, int]:
+        return {name: self.extend(name, raw) for name, raw in values.items()}
 
 
 class RegisterClient:
@@ -203,7 +286,7 @@ class RegisterClient:
 # =========================================================================== gateware
 
 try:
-    from amaranth.hdl import Const, Module, Mux, Signal, unsigned
+    from amaranth.hdl import Const, Module, Mux, Signal, Value, unsigned
     from amaranth.lib import data, wiring
     from amaranth.lib.memory import Memory
     from amaranth.lib.wiring import In, Out
@@ -225,7 +308,8 @@ class RegisterFile(_Component):
     ns_per_cycle : int, Fraction or str
         Period of the clock domain, ns (the clock's increment per cycle).
     counter_bits : int
-        Width of the parser's counters (zero-extended to 64).
+        Width of the parser's counters, at least :data:`COUNTER_BITS` (their low
+        ``COUNTER_BITS`` are latched: the registers wrap at ``2**COUNTER_BITS``).
     dma_data_width, dma_fifo_depth, dma_max_log2 : int
         Build parameters of the DMA engine, reported by the ``const`` registers.
     addr_width : int
@@ -248,7 +332,11 @@ class RegisterFile(_Component):
     counters : In(ArrayLayout(counter_bits, len(COUNTERS)))
         The parser's counters, latched by ``SNAPSHOT``.
     snapshot : Out(1)
-        Pulses for one cycle when ``SNAPSHOT`` is written (the latch happens on that cycle).
+        Pulses for one cycle, the cycle after a write to ``SNAPSHOT`` is accepted (the
+        latch happens on that cycle, before the write's B response can reach the host).
+
+    Reads take two cycles from the AR handshake: the word address is registered,
+    then the word is selected by a multiplexer tree from registers only.
     """
 
     def __init__(self, *, ns_per_cycle=4, counter_bits: int = 64, dma_data_width: int = 512,
@@ -258,8 +346,9 @@ class RegisterFile(_Component):
 
         if (1 << addr_width) < MAP_SIZE:
             raise ValueError(f"the register map needs {MAP_SIZE} bytes: addr_width >= {(MAP_SIZE - 1).bit_length()}")
-        if not 1 <= counter_bits <= 64:
-            raise ValueError("counter_bits must be 1..64")
+        if not COUNTER_BITS <= counter_bits <= 64:
+            raise ValueError(f"counter_bits must be {COUNTER_BITS}..64: the counter registers wrap "
+                             f"at 2**{COUNTER_BITS}, which is how the host extends them")
         self.ns_per_cycle = ns_per_cycle
         self.counter_bits = counter_bits
         self.addr_width = addr_width
@@ -295,7 +384,7 @@ class RegisterFile(_Component):
         if reg.name in _SNAP_PORTS:
             return getattr(self, _SNAP_PORTS[reg.name])
         if reg.name.startswith("CNT_"):
-            return self.counters[(reg.offset - COUNTER_BASE) // 8]
+            return self.counters[(reg.offset - COUNTER_BASE) // 8][:reg.width]
         raise AssertionError(f"no source for snap register {reg.name}")
 
     def elaborate(self, platform):
@@ -317,6 +406,8 @@ class RegisterFile(_Component):
         # snapshot) makes them read 0 until the first snapshot after reset, as
         # reset registers would.
         snapped = Signal()
+        snap_req = Signal()             # the bus wrote SNAPSHOT; the latch is next cycle
+        m.d.sync += self.snapshot.eq(snap_req)
         with m.If(self.snapshot):
             m.d.sync += snapped.eq(1)
         groups = [[]]
@@ -332,7 +423,7 @@ class RegisterFile(_Component):
             wr = mem.write_port()
             m.d.comb += wr.en.eq(self.snapshot)
             for r in group:
-                m.d.comb += wr.data[r.name].eq(self._snap_source(r, clock.ns))
+                m.d.comb += wr.data[r.name].eq(self._snap_source(r, clock.ns)[:r.width])
             stored = mem.read_port(domain="comb").data
             latched.update({r.name: stored[r.name] for r in group})
 
@@ -348,27 +439,52 @@ class RegisterFile(_Component):
                 return latched[r.name]
             return Const(0, r.width)     # wo
 
+        # The AR handshake registers the word address; the next cycle selects the word
+        # through a binary multiplexer tree (unmapped words are constant 0 and fold
+        # away), and ``snap`` words read 0 until the first snapshot after reset.
+        n_words = 1 << (MAP_SIZE - 1).bit_length() - 2
+        word_at: list = [Const(0, 32)] * n_words
+        snap_at: list = [False] * n_words
+        for r in REGISTERS:
+            value = read_value(r)
+            for i, off in enumerate(words(r)):
+                word_at[off >> 2] = value[32 * i:32 * i + 32]
+                snap_at[off >> 2] = r.access == "snap"
+
+        raddr = Signal(range(n_words))
+        rpend = Signal()                # an address is registered; rdata is loaded next
         rvalid = Signal()
         rdata = Signal(32)
+        outside = Signal()              # the address is past the map's power of two: read 0
         m.d.comb += [
-            bus.arready.eq(~rvalid),
+            bus.arready.eq(~rpend & ~rvalid),
             bus.rvalid.eq(rvalid),
             bus.rdata.eq(rdata),
             bus.rresp.eq(0),
         ]
+
+        def tree(items: list, bit: int):
+            if len(items) == 1:
+                return items[0]
+            half = len(items) // 2
+            lo, hi = tree(items[:half], bit - 1), tree(items[half:], bit - 1)
+            if isinstance(lo, bool) and isinstance(hi, bool) and lo == hi:
+                return lo
+            if isinstance(lo, Const) and isinstance(hi, Const) and lo.value == hi.value:
+                return lo
+            return Mux(raddr[bit], hi, lo)
+
+        top_bit = len(raddr) - 1
+        word = tree(word_at, top_bit)
+        is_snap = Value.cast(tree(snap_at, top_bit))
+        with m.If(bus.arvalid & ~rpend & ~rvalid):
+            m.d.sync += [raddr.eq(bus.araddr[2:]), rpend.eq(1),
+                         outside.eq(bus.araddr[2 + len(raddr):] != 0)]
+        with m.If(rpend):
+            m.d.sync += [rpend.eq(0), rvalid.eq(1),
+                         rdata.eq(Mux(outside | (is_snap & ~snapped), 0, word))]
         with m.If(rvalid & bus.rready):
             m.d.sync += rvalid.eq(0)
-        with m.If(bus.arvalid & ~rvalid):
-            m.d.sync += rvalid.eq(1)
-            with m.Switch(bus.araddr[2:]):
-                for r in REGISTERS:
-                    value = read_value(r)
-                    for i, off in enumerate(words(r)):
-                        with m.Case(off >> 2):
-                            word = value[32 * i:32 * i + 32]
-                            m.d.sync += rdata.eq(Mux(snapped, word, 0) if r.access == "snap" else word)
-                with m.Default():
-                    m.d.sync += rdata.eq(0)
 
         # ------------------------------------------------------------ writes
         bvalid = Signal()
@@ -388,7 +504,7 @@ class RegisterFile(_Component):
                     if r.access == "wo":
                         with m.Case(r.offset >> 2):
                             if r.name == "SNAPSHOT":
-                                m.d.comb += self.snapshot.eq(1)
+                                m.d.comb += snap_req.eq(1)
                         continue
                     if r.access != "rw":
                         continue
@@ -432,5 +548,5 @@ def lint_regs(top: str = "wiretick_regs", **kw) -> str:
     return lint_hierarchy(regs_verilog(top, **kw), top, REGS_WAIVERS)
 
 
-if __name__ == "__main__":      # python -m wiretick.hdl.regs > docs/registers.md (table only)
-    print(markdown_table(), end="")
+if __name__ == "__main__":      # python -m wiretick.hdl.regs > docs/registers.md
+    print(registers_doc(), end="")

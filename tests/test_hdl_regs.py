@@ -12,9 +12,9 @@ from amaranth.hdl import ResetInserter, Signal
 from amaranth.sim import Simulator
 
 from wiretick.hdl.clock import NsClock, period_fs
-from wiretick.hdl.regs import (COUNTER_BASE, MAP_SIZE, REG_BY_NAME, REG_ID, REG_VERSION, REGISTERS,
-                               REGS_WAIVERS, RegisterClient, RegisterFile, counter_register,
-                               lint_regs, markdown_table, regs_verilog, words)
+from wiretick.hdl.regs import (COUNTER_BASE, COUNTER_BITS, MAP_SIZE, REG_BY_NAME, REG_ID, REG_VERSION, REGISTERS,
+                               REGS_WAIVERS, CounterExtender, RegisterClient, RegisterFile, counter_register,
+                               lint_regs, markdown_table, registers_doc, regs_verilog, words)
 from wiretick.hdl.sim import LiteMaster
 from wiretick.host.formats import COUNTERS
 from wiretick.sim.verilator import LintError
@@ -45,8 +45,11 @@ def test_map_layout():
     assert REG_BY_NAME["ID"].offset == 0
     for i, c in enumerate(COUNTERS):
         r = counter_register(c.name)
-        assert (r.offset, r.width, r.access) == (COUNTER_BASE + 8 * i, 64, "snap")
-    assert MAP_SIZE == COUNTER_BASE + 8 * len(COUNTERS)
+        # 32 bits that wrap, each in its own 8-byte slot (the high word reads 0)
+        assert (r.offset, r.width, r.access, r.wraps) == (COUNTER_BASE + 8 * i, COUNTER_BITS, "snap", True)
+    assert MAP_SIZE == COUNTER_BASE + 8 * (len(COUNTERS) - 1) + 4
+    assert {r.name for r in REGISTERS if r.wraps} == {f"CNT_{c.name}" for c in COUNTERS} | {
+        "PARSER_LOST", "DMA_DROPPED", "DMA_DROP_EVENTS", "DMA_BUS_ERRORS"}
     for r in REGISTERS:
         assert r.doc and len(words(r)) == (2 if r.width > 32 else 1)
     table = markdown_table()
@@ -178,7 +181,9 @@ def test_snapshot_is_consistent():
             # the cycle the snapshot froze, from one counter; every other value agrees
             frames = got["CNT_frames"]
             cycle = frames // 3
-            assert at(cycle) == {k: v for k, v in got.items() if k != "CLOCK"}
+            # (40-bit counters: the registers hold their low 32 bits)
+            assert {k: v & ((1 << REG_BY_NAME[k].width) - 1) for k, v in at(cycle).items()} == {
+                k: v for k, v in got.items() if k != "CLOCK"}
             clocks.append((cycle, got["CLOCK"]))
         # the clock was latched on the same cycle (both count cycles from reset)
         assert all(t == 4 * c for c, t in clocks) and clocks[1][0] > clocks[0][0], clocks
@@ -268,3 +273,30 @@ def test_regs_waivers_are_needed():
     for name in ("bus__awprot", "bus__arprot", "'bus__awaddr'[1:0]", "'bus__araddr'[1:0]"):
         assert name in found
     assert REGS_WAIVERS.count("lint_off") == 4
+
+
+# --------------------------------------------------------------------------- counters and docs
+
+
+def test_counter_extender_is_monotonic_across_wraps():
+    ext = CounterExtender()
+    got = [ext.extend("CNT_frames", raw) for raw in (5, 0xFFFF_FFFF, 0, 0, 7, 0xFFFF_FFF0, 3)]
+    assert got == [5, 0xFFFF_FFFF, 1 << 32, 1 << 32, (1 << 32) + 7, (1 << 32) + 0xFFFF_FFF0, (2 << 32) + 3]
+    assert ext.extend("DMA_DROPPED", 9) == 9                      # each register on its own
+    assert ext.extend("CLOCK", 1 << 40) == 1 << 40                # not a counter: as read
+    ext.reset()                                                   # a new run restarts from 0
+    assert ext.extend("CNT_frames", 2) == 2
+
+
+def test_registers_doc_is_generated():
+    # docs/registers.md is `python -m wiretick.hdl.regs > docs/registers.md`
+    from pathlib import Path
+    doc = Path(__file__).resolve().parents[1] / "docs" / "registers.md"
+    assert doc.read_text() == registers_doc(), "docs/registers.md is stale: python -m wiretick.hdl.regs > docs/registers.md"
+    assert "every 5 seconds" in registers_doc() and "| 32 wraps | snap |" in registers_doc()
+
+
+def test_counters_narrower_than_the_registers_are_refused():
+    # A 24-bit counter would wrap at 2**24, which the host could not tell from 2**32.
+    with pytest.raises(ValueError, match="counter_bits"):
+        RegisterFile(counter_bits=24)
