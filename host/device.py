@@ -26,7 +26,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
-from wiretick.hdl.regs import COUNTER_BASE, MAP_SIZE, REG_BY_NAME, REG_ID, REG_VERSION, REGISTERS, RegisterClient
+from wiretick.hdl.regs import (COUNTER_BASE, MAP_SIZE, REG_BY_NAME, REG_ID, REG_VERSION, REGISTERS, CounterExtender,
+                               RegisterClient)
 
 from .decode import DecodeConfig
 from .errors import WiretickError
@@ -351,6 +352,9 @@ class Device:
         self.info = DeviceInfo(dev_id, version, backend.name, self.regs.read("DMA_MAX_LOG2"),
                                self.regs.read("CLOCK_PERIOD_FS"), self.regs.read("DMA_FIFO_DEPTH"))
         self.ring: RingSetup | None = None
+        # The event counters are 32 bits on the device; counters() and snapshot()
+        # extend them to 64 (docs/registers.md: read them at least every 5 s).
+        self._counts = CounterExtender()
 
     # -------------------------------------------------------------- registers
 
@@ -378,8 +382,11 @@ class Device:
             raise DeviceError(f"no register {name!r}; registers: {', '.join(r.name for r in REGISTERS)}") from None
 
     def snapshot(self) -> dict[str, int]:
-        """Latch every ``snap`` register at one instant and read them all: {name: value}."""
-        return self.regs.snapshot()
+        """Latch every ``snap`` register at one instant and read them all: {name: value}.
+
+        Event counters (``wraps`` registers) come extended to 64 bits.
+        """
+        return self._counts.extend_all(self.regs.snapshot())
 
     # -------------------------------------------------------------- state
 
@@ -402,9 +409,13 @@ class Device:
         return self.regs.read("CLOCK")
 
     def counters(self) -> dict[str, int]:
-        """Every parser counter (formats.COUNTERS names) of this run, as one consistent snapshot."""
+        """Every parser counter (formats.COUNTERS names) of this run, as one consistent snapshot.
+
+        The device counts modulo 2**32; the values are extended to 64 bits, exactly
+        if this is called at least every 5 seconds (docs/registers.md).
+        """
         self.regs.write("SNAPSHOT", 1)
-        return {c.name: self.regs.read(f"CNT_{c.name}") for c in COUNTERS}
+        return {c.name: self._counts.extend(f"CNT_{c.name}", self.regs.read(f"CNT_{c.name}")) for c in COUNTERS}
 
     # -------------------------------------------------------------- configuration
 
@@ -477,6 +488,7 @@ class Device:
         if self._ring_word(OFF_HEAD) or self._ring_word(OFF_STATE) != STATE_NEW:
             self._with_memory(self.ring.dma, lambda mem: init_ring(mem, self.ring.nslots))
         self._ring_word(OFF_STATE, STATE_RUNNING)
+        self._counts.reset()                    # the run's counters start at 0
         self.write("ENABLE", 1)
         # ordering: a register read completes after the write before it
         if self.dma_state == DMA_REFUSED:

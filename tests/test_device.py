@@ -143,12 +143,12 @@ def test_pcie_backend_identifies_the_device(tmp_path):
     dma = FileDma(tmp_path)
     with pytest.raises(DeviceError, match="no wiretick device.*0x00000000"):
         Device(PcieBackend(MmioRegion(fake_bar(tmp_path, dev_id=0)), dma))
-    with pytest.raises(DeviceError, match="version 2.0 is not supported"):
-        Device(PcieBackend(MmioRegion(fake_bar(tmp_path, version=0x0002_0000)), dma))
+    with pytest.raises(DeviceError, match="version 1.0 is not supported"):     # 64-bit counters: another meaning
+        Device(PcieBackend(MmioRegion(fake_bar(tmp_path, version=0x0001_0000)), dma))
     with pytest.raises(DeviceError, match=f"needs {MAP_SIZE}"):
         PcieBackend(MmioRegion(bytearray(256)), dma)
-    dev = Device(PcieBackend(MmioRegion(fake_bar(tmp_path, version=0x0001_0003)), dma))
-    assert dev.info.version_text == "1.3" and "pcie" in repr(dev)
+    dev = Device(PcieBackend(MmioRegion(fake_bar(tmp_path, version=0x0002_0003)), dma))
+    assert dev.info.version_text == "2.3" and "pcie" in repr(dev)
     assert dev.info.max_log2_slots == 24 and dev.info.clock_period_fs == 4_000_000
 
 
@@ -193,6 +193,30 @@ def test_pcie_backend_programs_the_registers(tmp_path):
         dev.read("NOPE")
     with pytest.raises(DeviceError, match="does not fit"):
         dev.write("RING_LOG2", 64)
+    dev.close()
+
+
+def test_counters_extended_to_64_bits(tmp_path):
+    """The device's 32-bit event counters wrap; counters() and snapshot() extend them monotonically, per run."""
+    bar_path = fake_bar(tmp_path)
+    dma_dir = tmp_path / "dma"
+    dma_dir.mkdir()
+    bar = MmioRegion(bar_path)
+    dev = Device(PcieBackend(bar, FileDma(dma_dir)))
+    frames, lost, head = (REG_BY_NAME[n].offset for n in ("CNT_frames", "PARSER_LOST", "DMA_HEAD"))
+    bar.write32(head + 4, 7)                                         # 64-bit DMA_HEAD: read as is
+    for raw, want in [(0xFFFF_FFF0, 0xFFFF_FFF0), (0x10, 0x1_0000_0010), (0x10, 0x1_0000_0010),
+                      (0xFFFF_FFFF, 0x1_FFFF_FFFF), (5, 0x2_0000_0005)]:
+        bar.write32(frames, raw)
+        bar.write32(lost, raw)
+        assert dev.counters()["frames"] == want
+        snap = dev.snapshot()
+        assert (snap["CNT_frames"], snap["PARSER_LOST"], snap["DMA_HEAD"]) == (want, want, 7 << 32)
+    assert dev.read("CNT_frames") == 5                                # read() is the raw register
+    dev.setup_ring(64)
+    dev.start()                                                      # a run: the device's counters restart
+    bar.write32(frames, 3)
+    assert dev.counters()["frames"] == 3
     dev.close()
 
 
