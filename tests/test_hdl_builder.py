@@ -90,9 +90,9 @@ def test_assembler_rebuilds_messages_at_any_alignment():
         for w in words:
             ctx.set(dut.i_blk.valid, 1)
             ctx.set(dut.i_blk.payload.as_value(), w)
-            if ctx.get(dut.o_msg.valid):
-                got.append(unpack(message_layout(), ctx.get(dut.o_msg.payload.as_value())))
             await ctx.tick()
+            if ctx.get(dut.o_msg.valid):          # registered: the message of the beat just taken
+                got.append(unpack(message_layout(), ctx.get(dut.o_msg.payload.as_value())))
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)

@@ -8,7 +8,7 @@ from amaranth.sim import Simulator
 from wiretick.hdl.builder import built_layout
 from wiretick.hdl.sequencer import SEQUENCER_COUNTERS, Sequencer
 from wiretick.hdl.sim import pack, unpack
-from wiretick.hdl.splitter import slot_layout, split_beat_layout
+from wiretick.hdl.splitter import ok_layout, slot_layout, split_beat_layout
 from wiretick.host.formats import Flag
 from wiretick.host.tick import TICK_DTYPE
 
@@ -25,7 +25,6 @@ def frame(S, msgs, *, ts, error=False, session=SESS, beats=12, start_beat=8):
         out.append(dict(
             first=b == 0, last=b == beats - 1, error=error and b == beats - 1, ts=ts if b == 0 else 0,
             start=b == start_beat, session=session, sequence=S,
-            blocks=1 if b in ends else 0,
             msg=pack(slot_layout(W), valid=1, done=1, type=ord("D"), index=idx) if idx is not None else 0,
             built=idx,
         ))
@@ -37,17 +36,24 @@ def run(beats, sequence_check=True):
     ticks, counts = [], {n: 0 for n in SEQUENCER_COUNTERS}
 
     async def drive(ctx):
+        # A beat's slot goes in with the beat; its built message and the splitter's
+        # confirmation come one cycle later, as the assembler and splitter give them.
         ctx.set(dut.sequence_check, int(sequence_check))
-        for b in beats:
-            built = b.pop("built")
-            ctx.set(dut.i_blk.valid, 1)
-            ctx.set(dut.i_blk.payload.as_value(), pack(split_beat_layout(W), **b))
-            ctx.set(dut.i_built.valid, built is not None)
-            tick = pack(built_layout(), tick=(ord("D") << (62 * 8)) | (0x77 << (32 * 8)), index=built or 0)
+        prev = None
+        for b in beats + [None]:
+            built = None
+            if b is not None:
+                built = b.pop("built")
+                ctx.set(dut.i_blk.payload.as_value(), pack(split_beat_layout(W), **b))
+            ctx.set(dut.i_blk.valid, b is not None)
+            ctx.set(dut.i_built.valid, prev is not None)
+            ctx.set(dut.i_ok.as_value(), pack(ok_layout, msg=prev is not None, block=prev is not None))
+            tick = pack(built_layout(), tick=(ord("D") << (62 * 8)) | (0x77 << (32 * 8)), index=prev or 0)
             ctx.set(dut.i_built.payload.as_value(), tick)
+            prev = built
             await ctx.tick()
-        ctx.set(dut.i_blk.valid, 0)
         ctx.set(dut.i_built.valid, 0)
+        ctx.set(dut.i_ok.as_value(), 0)
         await ctx.tick().repeat(4)
 
     async def collect(ctx):

@@ -14,7 +14,7 @@ from amaranth.sim import Simulator
 
 from wiretick.hdl.header import frame_beat_layout
 from wiretick.hdl.sim import make_frame, pack, random_frame, random_message, unpack
-from wiretick.hdl.splitter import SPLITTER_COUNTERS, BlockSplitter, slot_layout, split_beat_layout
+from wiretick.hdl.splitter import SPLITTER_COUNTERS, BlockSplitter, ok_layout, slot_layout, split_beat_layout
 from wiretick.host.capture import FrameBatch
 from wiretick.host.decode import DecodeConfig, decode_batch
 from wiretick.host.frames import encode_message
@@ -68,12 +68,12 @@ def run_splitter(frames, idle_every=0):
         await ctx.tick().repeat(2)
 
     async def collect(ctx):
-        async for _, _, v, p, c in ctx.tick().sample(dut.o_blk.valid, dut.o_blk.payload.as_value(),
-                                                     dut.o_count.as_value()):
+        # Every cycle: the beat and slots it shows, and the confirmation (for the previous cycle's beat).
+        async for _, _, v, p, ok, c in ctx.tick().sample(dut.o_blk.valid, dut.o_blk.payload.as_value(),
+                                                         dut.o_ok.as_value(), dut.o_count.as_value()):
             for n, x in unpack(cnt_layout, c).items():
                 counts[n] += x
-            if v:
-                outs.append(unpack(out_layout, p))
+            outs.append((v, unpack(out_layout, p), unpack(ok_layout, ok)))
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)
@@ -84,10 +84,12 @@ def run_splitter(frames, idle_every=0):
 
 
 def rebuild_messages(outs):
-    """Messages as the slots describe them: [(frame number, index, type, bytes)]."""
+    """Messages as the slots describe them and ``o_ok`` confirms them: [(frame number, index, type, bytes)]."""
     sl = slot_layout(W)
     done, frame_no, cur = [], -1, {}
-    for o in outs:
+    for t, (v, o, _) in enumerate(outs):
+        if not v:
+            continue
         if o["first"]:
             frame_no += 1
         lanes = o["data"].to_bytes(W, "little")
@@ -105,8 +107,9 @@ def rebuild_messages(outs):
                     buf[j] = lanes[lane]
             if s["done"]:
                 assert name == "msg", "only the first slot may end a message"
-                body = bytes(buf[j] for j in range(len(buf)))
-                done.append((frame_no, s["index"], s["type"], body))
+                if outs[t + 1][2]["msg"]:
+                    body = bytes(buf[j] for j in range(len(buf)))
+                    done.append((frame_no, s["index"], s["type"], body))
                 del cur[key]
     return done
 
@@ -162,7 +165,7 @@ def test_dense_short_blocks_and_stops():
         make_frame([D, D], seq=1, count=1),
         make_frame([D, D], seq=1, udp_length=8 + 20 + 21 + 12),        # second D overruns
     ]
-    full = make_frame([b"x", D, b"yy", D], seq=1, pad=False)
+    full = make_frame([b"x" * 12, D, b"yy" * 7, D, b"z"], seq=1, pad=False)
     frames += [full[:n] for n in range(_headers(full)[0], len(full))]   # cut at every payload byte
     counts = check(frames)
     for name in SPLITTER_COUNTERS:
