@@ -128,8 +128,8 @@ class PacketBuffer(wiring.Component):
                  max_payload_words: int = lp.MAX_PAYLOAD_WORDS):
         if depth & (depth - 1) or depth < 2 * max_payload_words:
             raise ValueError(f"depth {depth}: a power of two holding two packets of {max_payload_words} words")
-        if not 1 + _REC_MAX <= max_payload_words <= lp.MAX_PAYLOAD_WORDS:
-            raise ValueError(f"max_payload_words must be {1 + _REC_MAX}..{lp.MAX_PAYLOAD_WORDS}")
+        if not 1 + 2 * _REC_MAX <= max_payload_words <= lp.MAX_PAYLOAD_WORDS:
+            raise ValueError(f"max_payload_words must be {1 + 2 * _REC_MAX}..{lp.MAX_PAYLOAD_WORDS}")
         self.addresses = addresses
         self.depth = depth
         self.max_payload_words = max_payload_words
@@ -161,9 +161,12 @@ class PacketBuffer(wiring.Component):
         wptr = Signal(PB)
         rptr = Signal(PB)
         used = Signal(PB)
+        # Registered (off the critical path), so a cycle old: the writer may have added
+        # up to 2 words since, which the margins allow for.
         space_ok = Signal()         # room for a packet header and one record
         rec_ok = Signal()           # room for one record
-        m.d.comb += [used.eq(wptr - rptr), space_ok.eq(used <= D - _REC_MAX - 1), rec_ok.eq(used <= D - _REC_MAX)]
+        m.d.comb += used.eq(wptr - rptr)
+        m.d.sync += [space_ok.eq(used <= D - _REC_MAX - 3), rec_ok.eq(used <= D - _REC_MAX - 2)]
 
         # ------------------------------------------------------------ AW and B
         aw_pend = Signal()
@@ -183,6 +186,7 @@ class PacketBuffer(wiring.Component):
         wstate = Signal(_W)
         seq = Signal(32)
         pkt_len = Signal(range(MAXW + 1))
+        pkt_ok = Signal()
         rec_at = Signal(PB)                      # where the record's word A goes
         nbeats = Signal(range(lp.MAX_BEATS + 1))
         strobes = Signal(64)
@@ -190,7 +194,9 @@ class PacketBuffer(wiring.Component):
         room = Signal()
         tx_idle = Signal()
         ans = self.i_answer.payload
-        m.d.comb += room.eq(rec_ok & (pkt_len <= MAXW - _REC_MAX))
+        # Also registered: pkt_len may have grown by one record (at most _REC_MAX) since.
+        m.d.sync += pkt_ok.eq(pkt_len <= MAXW - 2 * _REC_MAX)
+        m.d.comb += room.eq(rec_ok & pkt_ok)
         m.d.comb += [wp.addr.eq(wptr[:PB - 1]), wp.en.eq(0)]
 
         w_fire = bus.wvalid & bus.wready
@@ -201,7 +207,7 @@ class PacketBuffer(wiring.Component):
                 with m.Elif(((aw_pend & aw_ok) | self.i_answer.valid) & space_ok):
                     m.d.comb += [wp.en.eq(1), wp.data.eq(Cat(Const(lp.MAGIC, 16), Const(lp.VERSION, 8),
                                                               Const(lp.KIND_DATA, 8), (seq + 1)[:32]))]
-                    m.d.sync += [wptr.eq(wptr + 1), pkt_len.eq(1), seq.eq(seq + 1), wstate.eq(_W.OPEN)]
+                    m.d.sync += [wptr.eq(wptr + 1), pkt_len.eq(1), pkt_ok.eq(1), seq.eq(seq + 1), wstate.eq(_W.OPEN)]
             with m.Case(_W.OPEN):
                 have_w = aw_pend & aw_ok
                 with m.If(self.i_answer.valid & room):
@@ -214,7 +220,7 @@ class PacketBuffer(wiring.Component):
                     m.d.sync += [rec_at.eq(wptr), wptr.eq(wptr + 2), nbeats.eq(0), strobes.eq(0), full.eq(1),
                                  wstate.eq(_W.DATA)]
                 with m.Elif((~(have_w | self.i_answer.valid) & tx_idle) | (aw_pend & ~aw_ok)
-                            | (pkt_len > MAXW - _REC_MAX) | (~rec_ok & tx_idle)):
+                            | ~pkt_ok | (~rec_ok & tx_idle)):
                     # Nothing to add and the wire is free, or the packet is full: send it.  A
                     # full buffer waits for the wire (closing early only makes more, smaller
                     # packets), unless the wire is idle: then this packet is all there is.
