@@ -83,7 +83,7 @@ class ReplaySource(RingSource):
     """
 
     def __init__(self, capture: str | os.PathLike, *, rate: float | None = None, config=None,
-                 nslots: int = 1 << 16, max_ticks: int = 1 << 14, dma_dir: str | os.PathLike = "/dev/shm"):
+                 nslots: int = 1 << 20, max_ticks: int = 1 << 14, dma_dir: str | os.PathLike = "/dev/shm"):
         from .decode import DecodeConfig
         from .device import Device
         from .replay import ReplayBackend
