@@ -160,6 +160,7 @@ class HeaderParser(wiring.Component):
 
     def __init__(self, width: int = 8):
         if width != 8:
+            self._MustUse__silence = True      # refused, so never meant to be elaborated
             raise ValueError("the header parser is laid out for 8-byte beats (width=8)")
         self.width = width
         super().__init__({

@@ -73,6 +73,19 @@ def expected(frames, bad=None, **cfg):
     return {n: res.counters[n] for n in HEADER_COUNTERS}
 
 
+VERDICTS = [n for n in HEADER_COUNTERS if n not in ("frames", "bad_fcs")]
+
+
+def verdicts_of(frames, **cfg):
+    """The reference's verdict (``packets`` or the drop counter) of each frame alone."""
+    out = []
+    for f in frames:
+        c = decode_batch(FrameBatch.from_frames([f]), DecodeConfig(**cfg)).counters
+        [name] = [n for n in VERDICTS if c[n]]
+        out.append(name)
+    return out
+
+
 def header_offsets(frame: bytes) -> tuple[int, int]:
     """(payload start, payload end) of a well-formed frame."""
     p = 12
@@ -161,8 +174,10 @@ def test_random_corruption(seed):
     frames = [random_frame(rng) for _ in range(60)]
     bad = [rng.random() < 0.1 for _ in frames]
     cfg = dict(check_ip_checksum=bool(seed % 2), port=26477 if seed == 2 else 0)
-    _, counts, _ = run_header(frames, bad, **cfg)
+    events = []
+    _, counts, _ = run_header(frames, bad, events=events, gap_every=7 if seed == 1 else 0, **cfg)
     assert counts == expected(frames, bad, **cfg)
+    assert [n for _, n in events if n in VERDICTS] == verdicts_of(frames, **cfg)
 
 
 def test_beats_outside_frames_are_ignored():
@@ -172,18 +187,6 @@ def test_beats_outside_frames_are_ignored():
     assert counts == expected([f])
     assert len(out) == len(stray) + 1 and len(starts) == 1
 
-
-VERDICTS = [n for n in HEADER_COUNTERS if n not in ("frames", "bad_fcs")]
-
-
-def verdicts_of(frames, **cfg):
-    """The reference's verdict (``packets`` or the drop counter) of each frame alone."""
-    out = []
-    for f in frames:
-        c = decode_batch(FrameBatch.from_frames([f]), DecodeConfig(**cfg)).counters
-        [name] = [n for n in VERDICTS if c[n]]
-        out.append(name)
-    return out
 
 
 @pytest.mark.parametrize("vlans", range(3))
@@ -227,6 +230,23 @@ def test_each_check_fails_at_each_layout_frame_by_frame():
     _, counts, _ = run_header(frames, events=events, **cfg)
     assert [n for _, n in events if n in VERDICTS] == verdicts_of(frames, **cfg)
     assert counts == expected(frames, **cfg)
+
+
+def test_truncations_with_idle_cycles_frame_by_frame():
+    # Idle cycles inside and between frames stretch the pipeline's beats apart.
+    frames = []
+    for words in (0, 1, 4):
+        f = make_frame([encode_message("S")], vlans=1, ip_option_words=words, pad=False)
+        frames += [f[:n] for n in range(1, header_offsets(f)[0] + 2)]
+    events = []
+    _, counts, _ = run_header(frames, events=events, gap_every=3)
+    assert [n for _, n in events if n in VERDICTS] == verdicts_of(frames)
+    assert counts == expected(frames)
+
+
+def test_width_other_than_8_is_refused():
+    with pytest.raises(ValueError, match="8-byte beats"):
+        HeaderParser(4)
 
 
 def test_drop_counters_lag_by_drop_count_delay():
