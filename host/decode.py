@@ -6,6 +6,11 @@ wire order and makes each check when a cut-through parser could
 block's position depends on the lengths before it), so it is one small numba
 kernel; which bytes land where in a tick is not written here but compiled into
 lookup tables from :data:`wiretick.host.formats.TICK_MAP`.
+
+Where the time goes (BENCHMARKS.md): the per-frame header checks and the
+per-block walk (every per-block check is in the one loop at the end of
+:func:`_frame`), then writing each tick as 8 words, each field one unaligned
+load and a byte swap (:func:`_emit_message`).
 """
 
 from __future__ import annotations
@@ -17,6 +22,9 @@ from typing import Iterable
 
 import numba
 import numpy as np
+from llvmlite import ir
+from numba.core import types
+from numba.extending import intrinsic
 
 from . import formats as F
 from .capture import FrameBatch
@@ -66,9 +74,6 @@ class DecodeResult:
 def _tables() -> tuple[np.ndarray, ...]:
     msg_len = np.zeros(256, np.int64)
     type_counter = np.full(256, -1, np.int64)
-    # perm[t, k]: which message byte lands in tick byte k for type t (-1: zero).  One
-    # gather per tick byte is what the TICK_MAP copies amount to, with no branches.
-    perm = np.full((256, F.TICK_SIZE), -1, np.int64)
     sat = np.full(256, -1, np.int64)
     printable = np.full(256, -1, np.int64)
     for t in range(256):
@@ -77,17 +82,50 @@ def _tables() -> tuple[np.ndarray, ...]:
             continue
         msg_len[t] = F.MESSAGE_BY_CODE[code].length
         type_counter[t] = F.COUNTER_INDEX[f"msg_{code}"]
-        for c in F.TICK_MAP[code]:
-            for k in range(c.size):
-                perm[t, c.dst + (c.size - 1 - k if c.kind == "be" else k)] = c.src + k
     for code, off in F.SATURATE_RULES:
         sat[ord(code)] = off
     for code, off in F.PRINTABLE_RULES:
         printable[ord(code)] = off
-    return msg_len, type_counter, perm, sat, printable
+    return msg_len, type_counter, sat, printable
 
 
-_MSG_LEN, _TYPE_COUNTER, _PERM, _SAT, _PRINTABLE = _tables()
+_MSG_LEN, _TYPE_COUNTER, _SAT, _PRINTABLE = _tables()
+
+
+_HEAD = ((0, 1, "msg_type"), (1, 2, "locate"), (3, 2, "tracking"), (5, 6, "ts_exch"))
+
+
+def _copy_tables() -> tuple[np.ndarray, np.ndarray]:
+    """TICK_MAP as word operations, for :func:`_emit_message`.
+
+    Every message starts with the same four copies (type, locate, tracking,
+    timestamp: ``_HEAD``, checked here), which the kernel makes in fixed
+    places.  For the rest, per type: how many copies, and for each (src, size,
+    word, bit in the word, raw, right shift after the byte swap, mask).  Every
+    copy lands inside one 8-byte word of the tick (checked here), so a field
+    is one unaligned load, a byte swap and two shifts.
+    """
+    head = tuple(F.Copy(src, size, F.TICK_FIELD_BY_NAME[name].offset, "be") for src, size, name in _HEAD)
+    ncopies = np.zeros(256, np.int64)
+    width = max(len(v) for v in F.TICK_MAP.values())
+    ops = np.zeros((256, width, 7), np.int64)
+    for code, copies in F.TICK_MAP.items():
+        t = ord(code)
+        if tuple(copies[:4]) != head:
+            raise AssertionError(f"TICK_MAP[{code!r}] does not start with type, locate, tracking, timestamp")
+        copies = copies[4:]
+        ncopies[t] = len(copies)
+        for j, c in enumerate(copies):
+            if c.dst // 8 != (c.dst + c.size - 1) // 8:
+                raise AssertionError(f"TICK_MAP[{code!r}] copy {c} straddles a tick word")
+            raw = c.kind == "raw"
+            mask = (1 << 8 * c.size) - 1
+            ops[t, j] = (c.src, c.size, c.dst // 8, 8 * (c.dst % 8), raw, 0 if raw else 64 - 8 * c.size,
+                         mask if mask < 1 << 63 else -1)
+    return ncopies, ops
+
+
+_OPS = _copy_tables()
 _MIN_LEN = F.MIN_MESSAGE_LENGTH
 
 # Counter indices and tick offsets as module constants: numba freezes them at compile time.
@@ -104,6 +142,10 @@ N_COUNTERS = len(F.COUNTERS)
 _T = F.TICK_FIELD_BY_NAME
 T_SEQ, T_TS_RX, T_FEED_SEQ = _T["seq"].offset, _T["ts_rx"].offset, _T["feed_seq"].offset
 T_ORDER_REF, T_REF2, T_SHARES, T_FLAGS = _T["order_ref"].offset, _T["ref2"].offset, _T["shares"].offset, _T["flags"].offset
+T_TS_EXCH = _T["ts_exch"].offset
+# the last word of a tick: bit positions of the header fields every message fills
+B_MSG_TYPE, B_LOCATE, B_TRACKING = (8 * (_T[f].offset - 56) for f in ("msg_type", "locate", "tracking"))
+assert T_TS_EXCH == 24 and all(56 <= _T[f].offset < 64 for f in ("msg_type", "locate", "tracking", "flags"))
 FLAG_SATURATED, FLAG_PRINTABLE = F.Flag.SATURATED, F.Flag.PRINTABLE
 FLAG_GAP, FLAG_ABORT = F.Flag.EVENT_GAP, F.Flag.EVENT_ABORT
 QTY_MAX = F.QTY_SATURATED
@@ -112,6 +154,50 @@ MOLD_HB, MOLD_EOS = F.MOLD_HEARTBEAT, F.MOLD_END_OF_SESSION
 # Decoder state, carried across batches: the tracked session and the next numbers.
 S_HAS_SESSION, S_EXPECTED, S_NEXT_SEQ = 0, 1, 2
 MIN_MESSAGE_BLOCK = 2 + min(m.length for m in F.MESSAGES)
+
+
+@intrinsic
+def _load_le64(typingctx, arr, idx):
+    """The 8 bytes at ``arr[idx]`` as one unaligned little-endian load (the caller checks the bounds)."""
+    if not (isinstance(arr, types.Array) and arr.dtype == types.uint8 and isinstance(idx, types.Integer)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        ary = context.make_array(sig.args[0])(context, builder, args[0])
+        i = context.cast(builder, args[1], sig.args[1], types.intp)
+        ptr = builder.bitcast(builder.gep(ary.data, [i]), ir.IntType(64).as_pointer())
+        return builder.load(ptr, align=1)
+
+    return types.uint64(arr, idx), codegen
+
+
+@intrinsic
+def _bswap64(typingctx, v):
+    if v != types.uint64:
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.bswap(args[0])
+
+    return types.uint64(v), codegen
+
+
+@numba.njit(cache=True, inline="always")
+def _field(b, p, n, raw):
+    """The ``n``-byte field at ``b[p]``: big-endian, or (``raw``) as it is on the wire, little-endian."""
+    if p + 8 <= len(b):
+        v = _load_le64(b, p)
+        if raw:
+            return v if n == 8 else v & ((np.uint64(1) << np.uint64(8 * n)) - np.uint64(1))
+        return _bswap64(v) >> np.uint64(64 - 8 * n)
+    v = np.uint64(0)
+    if raw:
+        for k in range(n):
+            v |= np.uint64(b[p + k]) << np.uint64(8 * k)
+        return v
+    for k in range(n):
+        v = (v << np.uint64(8)) | np.uint64(b[p + k])
+    return v
 
 
 @numba.njit(cache=True, inline="always")
@@ -130,41 +216,58 @@ def _put(t, off, v, n):
 
 @numba.njit(cache=True)
 def _emit_event(out, n, st, ts, flags, feed_seq, order_ref, ref2):
-    t = out[n]
-    t[:] = 0
-    _put(t, T_SEQ, st[S_NEXT_SEQ], 8)
+    for k in range(8):
+        out[n, k] = 0
+    out[n, T_SEQ // 8] = st[S_NEXT_SEQ]
     st[S_NEXT_SEQ] += np.uint64(1)
-    _put(t, T_TS_RX, ts, 8)
-    _put(t, T_FEED_SEQ, feed_seq, 8)
-    _put(t, T_ORDER_REF, order_ref, 8)
-    _put(t, T_REF2, ref2, 8)
-    _put(t, T_FLAGS, np.uint64(flags), 2)
+    out[n, T_TS_RX // 8] = ts
+    out[n, T_FEED_SEQ // 8] = feed_seq
+    out[n, T_ORDER_REF // 8] = order_ref
+    out[n, T_REF2 // 8] = ref2
+    out[n, T_FLAGS // 8] = np.uint64(flags) << np.uint64(8 * (T_FLAGS % 8))
 
 
-@numba.njit(cache=True)
-def _emit_message(out, n, st, ts, feed_seq, b, p, typ, perm, sat, printable):
-    t = out[n]
-    for k in range(64):
-        src = perm[typ, k]
-        t[k] = b[p + src] if src >= 0 else 0
-    _put(t, T_SEQ, st[S_NEXT_SEQ], 8)
+@numba.njit(cache=True, inline="always")
+def _emit_message(out, n, st, ts, feed_seq, b, p, typ, ops, sat, printable):
+    """Tick ``n`` (``out``: rows of 8 words) from the message at ``b[p]``: one load per field.
+
+    ``ops`` is :func:`_copy_tables`: the common ITCH header (type, locate,
+    tracking, timestamp) has fixed places; the type's other fields follow its row.
+    """
+    ncopies, op = ops
+    out[n, T_SEQ // 8] = st[S_NEXT_SEQ]
     st[S_NEXT_SEQ] += np.uint64(1)
-    _put(t, T_TS_RX, ts, 8)
-    _put(t, T_FEED_SEQ, feed_seq, 8)
-    flags = 0
+    out[n, T_TS_RX // 8] = ts
+    out[n, T_FEED_SEQ // 8] = feed_seq
+    out[n, T_TS_EXCH // 8] = _field(b, p + 5, 6, False)
+    for k in range(T_TS_EXCH // 8 + 1, 7):
+        out[n, k] = 0
+    out[n, 7] = ((np.uint64(typ) << np.uint64(B_MSG_TYPE)) | (_field(b, p + 1, 2, False) << np.uint64(B_LOCATE))
+                 | (_field(b, p + 3, 2, False) << np.uint64(B_TRACKING)))
+    for j in range(ncopies[typ]):
+        q = p + op[typ, j, 0]
+        if q + 8 <= len(b):
+            v = _load_le64(b, q)
+            if op[typ, j, 4] == 0:
+                v = _bswap64(v)
+            v = (v >> np.uint64(op[typ, j, 5])) & np.uint64(op[typ, j, 6])
+        else:
+            v = _field(b, q, op[typ, j, 1], op[typ, j, 4] != 0)
+        out[n, op[typ, j, 2]] |= v << np.uint64(op[typ, j, 3])
+    flags = np.uint64(0)
     if sat[typ] >= 0:
-        q = _be(b, p + sat[typ], 8)
+        q = _field(b, p + sat[typ], 8, False)
         if q > np.uint64(QTY_MAX):
             q = np.uint64(QTY_MAX)
-            flags |= FLAG_SATURATED
-        _put(t, T_SHARES, q, 4)
+            flags |= np.uint64(FLAG_SATURATED)
+        out[n, T_SHARES // 8] |= q << np.uint64(8 * (T_SHARES % 8))
     if printable[typ] >= 0 and b[p + printable[typ]] == 89:  # 'Y'
-        flags |= FLAG_PRINTABLE
-    _put(t, T_FLAGS, np.uint64(flags), 2)
+        flags |= np.uint64(FLAG_PRINTABLE)
+    out[n, T_FLAGS // 8] |= flags << np.uint64(8 * (T_FLAGS % 8))
 
 
-@numba.njit(cache=True)
-def _frame(b, o, flen, ts, cfg, st, sess, out, n, cnt, msg_len, type_counter, perm, sat, printable):
+@numba.njit(cache=True, inline="always")
+def _frame(b, o, flen, ts, cfg, st, sess, out, n, cnt, msg_len, type_counter, ops, sat, printable):
     """Process one frame; return the new tick count.  Checks follow byte order."""
     end = o + flen
     if flen < 14:
@@ -198,12 +301,23 @@ def _frame(b, o, flen, ts, cfg, st, sess, out, n, cnt, msg_len, type_counter, pe
         cnt[C_TRUNC] += 1
         return n
     if cfg[2]:
-        s = 0
-        for k in range(0, hl, 2):
-            s += (b[p + k] << 8) | b[p + k + 1]
-        while s > 0xFFFF:
-            s = (s & 0xFFFF) + (s >> 16)
-        if s != 0xFFFF:
+        if hl == 20 and p + 24 <= len(b):
+            # The ones' complement sum does not depend on byte order: add little-endian
+            # 32-bit halves of wide loads and fold; all ones either way.
+            x = _load_le64(b, p)
+            y = _load_le64(b, p + 8)
+            z = _load_le64(b, p + 16) & np.uint64(0xFFFFFFFF)
+            s = ((x & np.uint64(0xFFFFFFFF)) + (x >> np.uint64(32)) + (y & np.uint64(0xFFFFFFFF))
+                 + (y >> np.uint64(32)) + z)
+            while s > np.uint64(0xFFFF):
+                s = (s & np.uint64(0xFFFF)) + (s >> np.uint64(16))
+        else:
+            s = np.uint64(0)
+            for k in range(0, hl, 2):
+                s += np.uint64((b[p + k] << 8) | b[p + k + 1])
+            while s > np.uint64(0xFFFF):
+                s = (s & np.uint64(0xFFFF)) + (s >> np.uint64(16))
+        if s != np.uint64(0xFFFF):
             cnt[C_CSUM] += 1
             return n
     if _be(b, p + 6, 2) & 0x3FFF:
@@ -240,10 +354,9 @@ def _frame(b, o, flen, ts, cfg, st, sess, out, n, cnt, msg_len, type_counter, pe
     N = np.int64(_be(b, m + 18, 2))
     seq_check = cfg[3] != 0
     if seq_check:
-        same = st[S_HAS_SESSION] != 0
-        for k in range(10):
-            if sess[k] != b[m + k]:
-                same = False
+        # m + 20 <= end: the session's 10 bytes are two overlapping 8-byte loads
+        same = (st[S_HAS_SESSION] != 0 and _load_le64(b, m) == _load_le64(sess, 0)
+                and _load_le64(b, m + 2) == _load_le64(sess, 2))
         if not same:
             for k in range(10):
                 sess[k] = b[m + k]
@@ -297,7 +410,7 @@ def _frame(b, o, flen, ts, cfg, st, sess, out, n, cnt, msg_len, type_counter, pe
                 continue
             st[S_EXPECTED] = num + np.uint64(1)
         if ml != 0:
-            _emit_message(out, n, st, ts, num, b, q + 2, typ, perm, sat, printable)
+            _emit_message(out, n, st, ts, num, b, q + 2, typ, ops, sat, printable)
             n += 1
             cnt[C_MESSAGES] += 1
             cnt[type_counter[typ]] += 1
@@ -307,13 +420,14 @@ def _frame(b, o, flen, ts, cfg, st, sess, out, n, cnt, msg_len, type_counter, pe
 
 @numba.njit(cache=True)
 def _decode(b, off, length, ts, bad, start, cfg, st, sess, out, cnt,
-            msg_len, type_counter, perm, sat, printable):
+            msg_len, type_counter, ops, sat, printable):
     """Decode frames from ``start`` until done or ``out`` might overflow.
 
     Returns (next frame index, ticks written).
     """
     n = 0
     cap = out.shape[0]
+    out = out.view(np.uint64)                   # a tick is 8 words
     saved_sess = np.empty(10, np.uint8)
     for i in range(start, len(off)):
         flen = length[i]
@@ -321,10 +435,11 @@ def _decode(b, off, length, ts, bad, start, cfg, st, sess, out, cnt,
             return i, n
         cnt[C_FRAMES] += 1
         saved_has, saved_expected = st[S_HAS_SESSION], st[S_EXPECTED]
-        saved_sess[:] = sess
+        if bad[i]:                                  # only a frame the MAC flagged can be rolled back
+            saved_sess[:] = sess
         first = n
         n = _frame(b, off[i], flen, ts[i], cfg, st, sess, out, n, cnt,
-                   msg_len, type_counter, perm, sat, printable)
+                   msg_len, type_counter, ops, sat, printable)
         if bad[i]:
             cnt[C_BAD_FCS] += 1
             if n > first:
@@ -369,7 +484,7 @@ class Decoder:
             out = np.empty((cap, F.TICK_SIZE), np.uint8)
             i, n = _decode(batch.buf, batch.offset, batch.length, batch.ts_ns, batch.bad, i,
                            self._cfg, self._state, self._session, out, self._counters,
-                           _MSG_LEN, _TYPE_COUNTER, _PERM, _SAT, _PRINTABLE)
+                           _MSG_LEN, _TYPE_COUNTER, _OPS, _SAT, _PRINTABLE)
             if n:
                 yield out[:n].view(TICK_DTYPE).reshape(n)
 
@@ -385,7 +500,7 @@ class Decoder:
             raise ValueError(f"decode_into needs a ({need}, {F.TICK_SIZE}) uint8 buffer, got {out.shape}")
         _, n = _decode(batch.buf, batch.offset, batch.length, batch.ts_ns, batch.bad, 0,
                        self._cfg, self._state, self._session, out, self._counters,
-                       _MSG_LEN, _TYPE_COUNTER, _PERM, _SAT, _PRINTABLE)
+                       _MSG_LEN, _TYPE_COUNTER, _OPS, _SAT, _PRINTABLE)
         return n
 
     def decode(self, batch: FrameBatch) -> np.ndarray:
