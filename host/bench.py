@@ -105,6 +105,11 @@ def _bench_build(messages: int, log: TextIO | None = None, seeds: int = 3) -> di
     return bench_build(seeds, log=log)
 
 
+def _bench_book(messages: int, log: TextIO | None = None) -> dict[str, float]:
+    from .bench_book import bench_book
+    return bench_book(messages, log=log)
+
+
 #: Every suite by name: ``wiretick bench NAME``.
 SUITES: dict[str, Callable[..., dict[str, float]]] = {
     "decode": bench_decode,
@@ -112,6 +117,7 @@ SUITES: dict[str, Callable[..., dict[str, float]]] = {
     "host": _bench_host,
     "sim": _bench_sim,
     "build": _bench_build,
+    "book": _bench_book,
 }
 
 

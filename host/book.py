@@ -582,6 +582,15 @@ class Books:
                 self.state.system_event = int(self._state[_ST_SYS])
                 return i, nb, nt, why
 
+    def reserve(self, ticks: int, orders: int = 0) -> None:
+        """Size (and touch) the buffers for batches of up to ``ticks`` ticks, and the order table for
+        references below ``orders``, now rather than during the first batches."""
+        if len(self._trd) < ticks:
+            self._bbo = _prefaulted(2 * ticks, BBO_DTYPE)
+            self._trd = _prefaulted(ticks, TRADE_DTYPE)
+        if orders > len(self._orders):
+            self._grow_orders(min(int(orders), self.max_orders) - 1)
+
     def _grow_orders(self, ref: int) -> None:
         cap = len(self._orders)
         while cap <= ref:
