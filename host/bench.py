@@ -15,17 +15,35 @@ import time
 from pathlib import Path
 from typing import Callable, TextIO
 
-__all__ = ["SUITES", "run_suites", "bench_decode"]
+__all__ = ["SUITES", "run_suites", "bench_decode", "loadavg"]
 
 
-def _best_rate(fn: Callable[[], int], repeats: int) -> float:
-    """Items/s of the median run: the machine is shared and noisy."""
+def _median_rate(fn: Callable[[], int], repeats: int) -> float:
+    """Items/s of the median of ``repeats`` runs of ``fn`` (which returns the items it did): the machine is shared."""
     rates = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         items = fn()
         rates.append(items / (time.perf_counter() - t0))
     return statistics.median(rates)
+
+
+def _median_cpu_rate(fn: Callable[[], int], repeats: int) -> float:
+    """Items per second of this process's CPU time, median of ``repeats``: what other jobs' load does not take."""
+    rates = []
+    for _ in range(repeats):
+        t0 = time.process_time()
+        items = fn()
+        rates.append(items / (time.process_time() - t0))
+    return statistics.median(rates)
+
+
+def loadavg() -> float:
+    """The 1-minute load average (0.0 where the OS has none): recorded beside every timing."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return 0.0
 
 
 def _message_blocks(path: Path) -> list[bytes]:
@@ -51,22 +69,37 @@ def _message_blocks(path: Path) -> list[bytes]:
 
 
 def bench_decode(messages: int, log: TextIO | None = None) -> dict[str, float]:
-    """The software reference feed handler against itchfeed on one generated capture."""
-    os.environ.setdefault("ITCH_NO_CPP", "1")
+    """The software reference feed handler against three peers on the same generated messages.
+
+    - ``decode.msgs_per_s``: :func:`~.decode.decode_file`, pcap file to ticks in
+      memory (median of 5; ``..._cpu`` the same per second of CPU time);
+    - ``itchfeed.msgs_per_s``: itchfeed's pure-Python ``MessageParser`` on each message;
+    - ``itchcpp.msgs_per_s``: itchfeed's native backend (``itchcpp.parser``),
+      ``parse_stream`` over the messages as one ITCH stream (2-byte length prefixes);
+    - ``itch_book.msgs_per_s``: itch-book's ``messages`` table from the same
+      stream as a file (its ``Feed``);
+    - ``decode.over_best_peer``: ours over the fastest of the three.
+    """
+    os.environ.setdefault("ITCH_NO_CPP", "1")     # itchfeed stays pure Python; itchcpp is measured apart
     from .decode import decode_file, decode_batch
     from .capture import FrameBatch
     from .gen import GenConfig, generate_to_file
 
+    load_before = loadavg()
     with tempfile.TemporaryDirectory(prefix="wiretick-bench-") as tmp:
         cap = Path(tmp) / "feed.pcap"
         generate_to_file(cap, GenConfig(messages=messages, symbols=500, seed=1))
         decode_batch(FrameBatch.from_frames([]))  # compile/load the kernel outside the timing
-        ours = _best_rate(lambda: decode_file(cap).counters["messages"], repeats=5)
+        ours = _median_rate(lambda: decode_file(cap).counters["messages"], repeats=5)
+        ours_cpu = _median_cpu_rate(lambda: decode_file(cap).counters["messages"], repeats=5)
         if log:
-            print(f"decode: {ours / 1e6:.2f} M msg/s", file=log)
+            print(f"decode: {ours / 1e6:.2f} M msg/s ({ours_cpu / 1e6:.2f} M per CPU second)", file=log)
+
+        blocks = _message_blocks(cap)
+        stream = b"".join(len(b).to_bytes(2, "big") + b for b in blocks)
+        peers = {}
 
         from itch.parser import MessageParser
-        blocks = _message_blocks(cap)[:300_000]
         parser = MessageParser()
 
         def itchfeed() -> int:
@@ -74,14 +107,47 @@ def bench_decode(messages: int, log: TextIO | None = None) -> dict[str, float]:
                 parser.get_message_type(b)
             return len(blocks)
 
-        theirs = _best_rate(itchfeed, repeats=3)
+        peers["itchfeed"] = _median_rate(itchfeed, repeats=3)
+
+        from itchcpp.parser import MessageParser as NativeParser
+        native = NativeParser()
+
+        def itchcpp() -> int:
+            n = 0
+            for _ in native.parse_stream(stream):
+                n += 1
+            return n
+
+        peers["itchcpp"] = _median_rate(itchcpp, repeats=3)
+
+        import datetime
+        import itch_book
+        itch_file = Path(tmp) / "feed.itch"
+        itch_file.write_bytes(stream)
+
+        def book() -> int:
+            feed = itch_book.Feed(str(itch_file), date=datetime.date(2024, 1, 2))
+            for _ in feed.batches(tables=("messages",), rows=1 << 40):
+                pass
+            return feed.stats["messages"]
+
+        if book() != len(blocks):
+            raise AssertionError(f"itch-book read {book()} messages of {len(blocks)}")
+        peers["itch_book"] = _median_rate(book, repeats=3)
         if log:
-            print(f"itchfeed: {theirs / 1e6:.2f} M msg/s", file=log)
+            print("peers: " + ", ".join(f"{k} {v / 1e6:.2f} M msg/s" for k, v in peers.items()), file=log)
+    best = max(peers, key=peers.get)
     return {
         "decode.msgs_per_s": round(ours),
-        "itchfeed.msgs_per_s": round(theirs),
-        "decode.over_itchfeed": round(ours / theirs, 2),
+        "decode.msgs_per_cpu_s": round(ours_cpu),
+        "itchfeed.msgs_per_s": round(peers["itchfeed"]),
+        "itchcpp.msgs_per_s": round(peers["itchcpp"]),
+        "itch_book.msgs_per_s": round(peers["itch_book"]),
+        "decode.over_itchfeed": round(ours / peers["itchfeed"], 2),
+        "decode.over_best_peer": round(ours / peers[best], 2),
+        "decode.best_peer": best,
         "decode.messages": messages,
+        "decode.loadavg_1m": max(load_before, loadavg()),
     }
 
 
