@@ -26,7 +26,7 @@ from .builder import TickBuilder
 from .common import mac_beat_layout
 from .counters import CounterBank
 from .header import HeaderParser
-from .sequencer import Sequencer
+from .sequencer import Sequencer, preload_layout
 from .splitter import BlockSplitter
 from .tick import TickLayout
 
@@ -80,6 +80,9 @@ class ItchParser(wiring.Component):
         Nanosecond clock; a frame's ``ts_rx`` is its value when the first beat is accepted.
     ip_dst, port, check_ip_checksum, sequence_check : In
         Configuration (see docs/reference-model.md; 0 = any address / port).
+    preload : In(preload_layout)
+        Late join (:data:`~wiretick.hdl.sequencer.preload_layout`): the tracked session,
+        the expected number and the next tick's ``seq``, loaded on ``preload.en``.
     counters : Out(ArrayLayout(counter_bits, len(COUNTERS)))
         Counter ``formats.COUNTER_INDEX[name]`` for every name of ``formats.COUNTERS``.
     lost : Out(counter_bits)
@@ -99,6 +102,7 @@ class ItchParser(wiring.Component):
             "port": In(16),
             "check_ip_checksum": In(1, init=1),
             "sequence_check": In(1, init=1),
+            "preload": In(preload_layout),
             "counters": Out(data.ArrayLayout(unsigned(counter_bits), len(COUNTERS))),
             "lost": Out(counter_bits),
         })
@@ -129,6 +133,7 @@ class ItchParser(wiring.Component):
             header.port.eq(self.port),
             header.check_ip_checksum.eq(self.check_ip_checksum),
             sequencer.sequence_check.eq(self.sequence_check),
+            sequencer.preload.eq(self.preload),
         ]
 
         # Counter bank: every counter from exactly one stage.

@@ -26,7 +26,8 @@ holds at most the first beat of the next frame.
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.hdl import Module, Mux, Signal, unsigned
+from amaranth.lib import data
 from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
@@ -38,7 +39,18 @@ from .common import counter_events_layout
 from .splitter import ok_layout, split_beat_layout
 from .tick import TICK_BITS, TickLayout
 
-__all__ = ["Sequencer", "SEQUENCER_COUNTERS"]
+__all__ = ["Sequencer", "SEQUENCER_COUNTERS", "preload_layout"]
+
+#: Sequence state a host loads to join a feed mid-stream (after recovering from a
+#: snapshot): applied on the cycle ``en`` is high, which the top asserts only while
+#: no frame is in the parser.
+preload_layout = data.StructLayout({
+    "en": unsigned(1),
+    "has": unsigned(1),          # a session is tracked (else the next packet starts tracking its own)
+    "session": unsigned(80),     # the tracked session, wire byte k in bits 8k..8k+7
+    "expected": unsigned(64),    # the next message number not yet delivered
+    "seq": unsigned(64),         # the seq of the next tick
+})
 
 #: Duplicate limits saturate here (a packet has at most 65535 blocks).
 _DUP_BITS = 17
@@ -82,6 +94,8 @@ class Sequencer(wiring.Component):
         The message tick of a message that ended in the previous cycle's beat.
     sequence_check : In(1)
         Configuration: track sequence numbers (duplicates dropped, gaps reported).
+    preload : In(preload_layout)
+        Late join: the sequence state and the next tick's ``seq``, loaded on ``en``.
     o_tick : Out(stream.Signature(TickLayout))
         The tick stream.
     o_count : Out(counter_events_layout)
@@ -98,6 +112,7 @@ class Sequencer(wiring.Component):
             "i_ok": In(ok_layout),
             "i_built": In(stream.Signature(built_layout(), always_ready=True)),
             "sequence_check": In(1),
+            "preload": In(preload_layout),
             "o_tick": Out(stream.Signature(TickLayout)),
             "o_count": Out(counter_events_layout(_counter_widths())),
             "o_lost": Out(1),
@@ -272,6 +287,15 @@ class Sequencer(wiring.Component):
                 session.eq(Mux(r_start, session, sv_session)),
                 exp_start.eq(Mux(r_start, expected, sv_expected)),
                 inpkt.eq(0),
+            ]
+
+        # Late join: the loaded state replaces whatever the registers hold (the top
+        # asserts ``en`` only while no frame is in flight, so nothing else is changing).
+        pre = self.preload
+        with m.If(pre.en):
+            m.d.sync += [
+                has.eq(pre.has), session.eq(pre.session), exp_start.eq(pre.expected), inpkt.eq(0),
+                seq.eq(pre.seq), abort_pend.eq(0), released.eq(0),
             ]
 
         cnt = self.o_count

@@ -6,7 +6,7 @@ import numpy as np
 from amaranth.sim import Simulator
 
 from wiretick.hdl.builder import built_layout
-from wiretick.hdl.sequencer import SEQUENCER_COUNTERS, Sequencer
+from wiretick.hdl.sequencer import SEQUENCER_COUNTERS, Sequencer, preload_layout
 from wiretick.hdl.sim import pack, unpack
 from wiretick.hdl.splitter import ok_layout, slot_layout, split_beat_layout
 from wiretick.host.formats import Flag
@@ -31,7 +31,7 @@ def frame(S, msgs, *, ts, error=False, session=SESS, beats=12, start_beat=8):
     return out
 
 
-def run(beats, sequence_check=True):
+def run(beats, sequence_check=True, preload=None):
     dut = Sequencer(W, depth=8)
     ticks, counts = [], {n: 0 for n in SEQUENCER_COUNTERS}
 
@@ -39,6 +39,10 @@ def run(beats, sequence_check=True):
         # A beat's slot goes in with the beat; its built message and the splitter's
         # confirmation come one cycle later, as the assembler and splitter give them.
         ctx.set(dut.sequence_check, int(sequence_check))
+        if preload is not None:
+            ctx.set(dut.preload.as_value(), pack(preload_layout, en=1, **preload))
+            await ctx.tick()
+            ctx.set(dut.preload.en, 0)
         prev = None
         for b in beats + [None]:
             built = None
@@ -100,3 +104,14 @@ def test_sequence_check_off_delivers_everything():
     ticks, counts = run(beats, sequence_check=False)
     assert list(ticks["feed_seq"]) == [10, 10, 30]
     assert counts["gaps"] == counts["duplicates"] == counts["sessions"] == 0
+
+
+def test_preload_joins_a_feed_mid_stream():
+    # The host recovered up to message 19 of SESS and has seen 99 ticks: the device
+    # reports the gap 20..24, numbers ticks from 100, and drops the duplicate 24.
+    beats = frame(25, [(9, 0)], ts=1) + frame(24, [(9, 0), (10, 1), (11, 2)], ts=2)
+    ticks, counts = run(beats, preload=dict(has=1, session=SESS, expected=20, seq=100))
+    kinds = [(int(t["seq"]), int(t["flags"]), int(t["feed_seq"])) for t in ticks]
+    assert kinds == [(100, Flag.EVENT_GAP, 20), (101, 0, 25), (102, 0, 26)]
+    assert ticks[0]["ref2"] == 5
+    assert counts["sessions"] == 0 and counts["gaps"] == 1 and counts["duplicates"] == 2
