@@ -127,7 +127,7 @@ def bench_decode(messages: int, log: TextIO | None = None) -> dict[str, float]:
 
         def book() -> int:
             feed = itch_book.Feed(str(itch_file), date=datetime.date(2024, 1, 2))
-            for _ in feed.batches(tables=("messages",), rows=1 << 40):
+            for _ in feed.batches(tables=("messages",), rows=len(blocks) + 1):
                 pass
             return feed.stats["messages"]
 
@@ -156,9 +156,9 @@ def _bench_parser(messages: int, log: TextIO | None = None) -> dict[str, float]:
     return bench_parser()
 
 
-def _bench_host(messages: int, log: TextIO | None = None) -> dict[str, float]:
+def _bench_host(messages: int, log: TextIO | None = None, plot: str | None = None) -> dict[str, float]:
     from .bench_host import bench_host
-    return bench_host(messages, log=log)
+    return bench_host(messages, log=log, plot=plot)
 
 
 def _bench_sim(messages: int, log: TextIO | None = None) -> dict[str, float]:

@@ -149,7 +149,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise UsageError(f"unknown bench suite {unknown[0]!r}; choose from {', '.join(SUITES)}")
     if args.json and not Path(args.json).resolve().parent.is_dir():
         raise UsageError(f"--json: directory {Path(args.json).resolve().parent} does not exist")
-    figures = run_suites(args.suites or list(SUITES), messages=args.messages, log=sys.stderr, seeds=args.seeds)
+    suites = args.suites or list(SUITES)
+    if args.plot is not None:
+        if "host" not in suites:
+            raise UsageError("--plot draws the host suite's latency histogram: run the host suite")
+        if not Path(args.plot).resolve().parent.is_dir():
+            raise UsageError(f"--plot: directory {Path(args.plot).resolve().parent} does not exist")
+    figures = run_suites(suites, messages=args.messages, log=sys.stderr, seeds=args.seeds, plot=args.plot)
     text = json.dumps(figures, indent=2, sort_keys=True)
     if args.json:
         write_atomic(Path(args.json), text + "\n")
@@ -277,6 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("suites", nargs="*", help="suites to run (default: all)")
     b.add_argument("--json", help="write the figures to this file")
     b.add_argument("--messages", type=int, default=2_000_000, help="size of the generated workload (default 2M)")
+    b.add_argument("--plot", metavar="FILE", help="host suite: write a histogram of the ring latency as PNG")
     b.add_argument("--seeds", type=_positive_int, default=3,
                    help="build suite: nextpnr seeds per design, the median reported (default 3)")
     b.set_defaults(func=cmd_bench)

@@ -92,6 +92,8 @@ CASES = {
     "sim-engine": (["sim", "feed.pcap", "-o", "t.npy", "--engine", "warp"], "invalid choice"),
     "sim-icarus-fast": (["sim", "feed.pcap", "-o", "t.npy", "--simulator", "icarus"], "--engine cocotb"),
     "bench-suite": (["bench", "nosuch"], "unknown bench suite"),
+    "bench-plot-no-host": (["bench", "decode", "--plot", "l.png"], "host suite"),
+    "bench-plot-nodir": (["bench", "host", "--plot", "nodir/l.png"], "does not exist"),
     "no-command": ([], "required"),
 }
 
