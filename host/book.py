@@ -50,7 +50,7 @@ from numba.extending import intrinsic
 
 from .errors import WiretickError
 from .formats import Flag
-from .symbols import (D_ATTRS, D_ETP, D_LOT, D_MKT, D_SRC, D_SYMBOL, DIR_FIELDS, NLOC, S_CROSS, S_HALT_B,
+from .symbols import (D_ATTRS, D_ETP, D_LOT, D_MKT, D_SRC, D_SYMBOL, NLOC, S_CROSS, S_HALT_B,
                       S_HALT_Q, S_HALT_X, S_REGSHO, S_TRADING, SOURCE_OTHER, SOURCE_R, SymbolDirectory,
                       TradingState)
 from .tick import TICK_DTYPE
@@ -86,7 +86,8 @@ INCONSISTENCIES = (
 #: The messages that change a book (and may emit a BBO row).
 BOOK_TYPES = "AFECXDU"
 
-_K = {name: i for i, name in enumerate(INCONSISTENCIES)}
+(_UNKNOWN_REF, _REPLACE_UNKNOWN, _SHARES_NEGATIVE, _DUPLICATE_REF, _ADD_REJECTED, _UNTRACKED_REF, _LOCATE_MISMATCH,
+ _GAP_EVENTS) = range(len(INCONSISTENCIES))
 
 # What the pass does with each msg_type.
 (_OTHER, _ADD, _EXEC, _EXEC_PX, _CANCEL, _DELETE, _REPLACE, _TRADE, _CROSS, _BROKEN, _EVENT, _DIR, _HALT, _OPHALT,
@@ -175,7 +176,7 @@ def _apply(w, i0, cls, orders, max_orders, seg, lv, state, last, counters, stale
         if i > i0 and (stops[(w[i * 8 - 1] >> np.uint64(48)) & np.uint64(0xFF)] != 0
                        or (stops[256] != 0 and nb > nb0)):
             return i, nb, nt, 3
-        if state[3] + 2 * state[2] + 8 > arena:
+        if state[_ST_TOP] + 2 * state[_ST_MAXCAP] + _MINCAP > arena:
             return i, nb, nt, 2
         if i + _AHEAD < n:
             ahead = w[(i + _AHEAD) * 8 + 4]
@@ -185,17 +186,17 @@ def _apply(w, i0, cls, orders, max_orders, seg, lv, state, last, counters, stale
         w7 = w[o + 7]
         typ = (w7 >> np.uint64(48)) & np.uint64(0xFF)
         c = cls[typ]
-        if c == 0:
+        if c == _OTHER:
             continue
         loc = np.int64(w7 & np.uint64(0xFFFF))
         ref = w[o + 4]
         w6 = w[o + 6]
         px = np.int64(w6 & lo32)
         sh = np.int64(w6 >> np.uint64(32))
-        if c <= 6:
-            new = w[o + 5] if c == 6 else ref
-            if (ref < lim and ref >= cap_orders) or (c == 6 and new < lim and new >= cap_orders):
-                state[4] = np.int64(max(ref if ref < lim else np.uint64(0), new if new < lim else np.uint64(0)))
+        if c <= _REPLACE:
+            new = w[o + 5] if c == _REPLACE else ref
+            if (ref < lim and ref >= cap_orders) or (c == _REPLACE and new < lim and new >= cap_orders):
+                state[_ST_WANT] = np.int64(max(ref if ref < lim else np.uint64(0), new if new < lim else np.uint64(0)))
                 return i, nb, nt, 1
             # Up to two level removals (the order the message takes shares from, and a
             # live order an add lands on), then up to one level addition.
@@ -213,14 +214,14 @@ def _apply(w, i0, cls, orders, max_orders, seg, lv, state, last, counters, stale
             oside = np.int64(0)
             opx = np.int64(0)
             side = np.int64(0)
-            if c != 1:                                   # E C X D U: an existing order
+            if c != _ADD:                                   # E C X D U: an existing order
                 if ref >= lim:
-                    counters[5] += 1
-                    if c == 6:
+                    counters[_UNTRACKED_REF] += 1
+                    if c == _REPLACE:
                         continue
                 elif orders[ref, 2] >> 16 == 0:
-                    counters[1 if c == 6 else 0] += 1
-                    if c == 6:
+                    counters[_REPLACE_UNKNOWN if c == _REPLACE else _UNKNOWN_REF] += 1
+                    if c == _REPLACE:
                         continue
                 else:
                     oloc = np.int64(orders[ref, 2] & 0xFFFF)
@@ -228,13 +229,13 @@ def _apply(w, i0, cls, orders, max_orders, seg, lv, state, last, counters, stale
                     opx = np.int64(orders[ref, 0])
                     rem = np.int64(orders[ref, 1])
                     if oloc != loc:
-                        counters[6] += 1
+                        counters[_LOCATE_MISMATCH] += 1
                         loc = oloc
                     take = sh
-                    if c == 5 or c == 6:
+                    if c == _DELETE or c == _REPLACE:
                         take = rem
                     elif take > rem:
-                        counters[2] += 1
+                        counters[_SHARES_NEGATIVE] += 1
                         take = rem
                     t_b0 = loc * 2 + oside - 1
                     t_key0 = opx if oside == 1 else 0xFFFF_FFFF - opx
@@ -248,14 +249,14 @@ def _apply(w, i0, cls, orders, max_orders, seg, lv, state, last, counters, stale
                     side = oside
             else:
                 side = np.int64(1) if ((w7 >> np.uint64(56)) & np.uint64(0xFF)) == 66 else np.int64(2)
-            if c == 1 or c == 6:                         # add ``new`` on ``side`` of ``loc``
+            if c == _ADD or c == _REPLACE:                         # add ``new`` on ``side`` of ``loc``
                 if new >= lim:
-                    counters[5] += 1
+                    counters[_UNTRACKED_REF] += 1
                 elif sh == 0 or px == 0:
-                    counters[4] += 1
+                    counters[_ADD_REJECTED] += 1
                 else:
                     if orders[new, 2] >> 16 != 0:        # a live reference: the stale order goes first
-                        counters[3] += 1
+                        counters[_DUPLICATE_REF] += 1
                         dside = np.int64(orders[new, 2] >> 16)
                         dloc = np.int64(orders[new, 2] & 0xFFFF)
                         dpx = np.int64(orders[new, 0])
@@ -317,15 +318,15 @@ def _apply(w, i0, cls, orders, max_orders, seg, lv, state, last, counters, stale
                     lv[s + j, 2] += 1
                 else:
                     if m == seg[b, 2]:                   # full: move to the arena's end, twice as large
-                        cap = max(8, 2 * m)
-                        ns = state[3]
+                        cap = max(_MINCAP, 2 * m)
+                        ns = state[_ST_TOP]
                         for q in range(m):
                             lv[ns + q, 0] = lv[s + q, 0]
                             lv[ns + q, 1] = lv[s + q, 1]
                             lv[ns + q, 2] = lv[s + q, 2]
-                        state[3] = ns + cap
-                        if cap > state[2]:
-                            state[2] = cap
+                        state[_ST_TOP] = ns + cap
+                        if cap > state[_ST_MAXCAP]:
+                            state[_ST_MAXCAP] = cap
                         seg[b, 0] = ns
                         seg[b, 2] = cap
                         s = ns
@@ -339,16 +340,16 @@ def _apply(w, i0, cls, orders, max_orders, seg, lv, state, last, counters, stale
                     lv[s + j + 1, 1] = sh
                     lv[s + j + 1, 2] = 1
                     seg[b, 1] = m + 1
-            if c == 2 or c == 3:                         # E and C print
+            if c == _EXEC or c == _EXEC_PX:                         # E and C print
                 trd[nt, 0] = w[o + 3]
                 trd[nt, 1] = w[o + 2]
                 trd[nt, 2] = w[o]
                 trd[nt, 3] = ref
                 trd[nt, 4] = w[o + 5]
-                tpx = np.uint64(opx) if c == 2 else np.uint64(px)
+                tpx = np.uint64(opx) if c == _EXEC else np.uint64(px)
                 trd[nt, 5] = tpx | (np.uint64(sh) << np.uint64(32))
                 tside = np.uint64(66 if oside == 1 else (83 if oside == 2 else 0))
-                printable = np.uint64(1) if c == 2 else (w7 >> np.uint64(32)) & np.uint64(_PRINTABLE)
+                printable = np.uint64(1) if c == _EXEC else (w7 >> np.uint64(32)) & np.uint64(_PRINTABLE)
                 trd[nt, 6] = (np.uint64(loc) | (typ << np.uint64(16)) | (tside << np.uint64(24))
                               | (np.uint64(1 if printable else 0) << np.uint64(32)))
                 trd[nt, 7] = 0
@@ -391,53 +392,53 @@ def _apply(w, i0, cls, orders, max_orders, seg, lv, state, last, counters, stale
                 bbo[nb, 6] = np.uint64(asz)
                 bbo[nb, 7] = np.uint64(act)
                 nb += 1
-        elif c <= 9:                                     # P Q B: prints
+        elif c <= _BROKEN:                                     # P Q B: prints
             trd[nt, 0] = w[o + 3]
             trd[nt, 1] = w[o + 2]
             trd[nt, 2] = w[o]
-            trd[nt, 3] = ref if c == 7 else np.uint64(0)
+            trd[nt, 3] = ref if c == _TRADE else np.uint64(0)
             trd[nt, 4] = w[o + 5]
             trd[nt, 5] = w6
             code = (w7 >> np.uint64(56)) & np.uint64(0xFF)
             trd[nt, 6] = (np.uint64(loc) | (typ << np.uint64(16)) | (code << np.uint64(24))
-                          | (np.uint64(0 if c == 9 else 1) << np.uint64(32)))
+                          | (np.uint64(0 if c == _BROKEN else 1) << np.uint64(32)))
             trd[nt, 7] = 0
             nt += 1
-            if c == 8:
-                tstate[loc, 5] = np.uint8(code)
-        elif c == 10:
+            if c == _CROSS:
+                tstate[loc, S_CROSS] = np.uint8(code)
+        elif c == _EVENT:
             if (w7 >> np.uint64(32)) & np.uint64(_STALE_EVENTS):
-                counters[7] += 1
+                counters[_GAP_EVENTS] += 1
                 stale[:] = 1
-                state[1] = np.int64(w[o])
+                state[_ST_STALE_SEQ] = np.int64(w[o])
         else:
             code8 = np.uint8((w7 >> np.uint64(56)) & np.uint64(0xFF))
-            if c == 15:
-                state[0] = np.int64(code8)
+            if c == _SYSTEM:
+                state[_ST_SYS] = np.int64(code8)
                 continue
-            if c == 11:
-                dirs[loc, 0] = w[o + 5]
-                dirs[loc, 1] = np.uint64(code8)
-                dirs[loc, 2] = np.uint64(sh)
-                dirs[loc, 3] = ref
-                dirs[loc, 4] = np.uint64(px)
-                dirs[loc, 5] = 1
+            if c == _DIR:
+                dirs[loc, D_SYMBOL] = w[o + 5]
+                dirs[loc, D_MKT] = np.uint64(code8)
+                dirs[loc, D_LOT] = np.uint64(sh)
+                dirs[loc, D_ATTRS] = ref
+                dirs[loc, D_ETP] = np.uint64(px)
+                dirs[loc, D_SRC] = SOURCE_R
                 continue
-            if dirs[loc, 5] == 0:                        # learn the name from any message that carries it
-                dirs[loc, 0] = w[o + 5]
-                dirs[loc, 5] = 2
-            if c == 12:
-                tstate[loc, 0] = code8
-            elif c == 14:
-                tstate[loc, 1] = code8
-            elif c == 13:
+            if dirs[loc, D_SRC] == 0:                        # learn the name from any message that carries it
+                dirs[loc, D_SYMBOL] = w[o + 5]
+                dirs[loc, D_SRC] = SOURCE_OTHER
+            if c == _HALT:
+                tstate[loc, S_TRADING] = code8
+            elif c == _REGSHO:
+                tstate[loc, S_REGSHO] = code8
+            elif c == _OPHALT:
                 action = np.uint8(ref & np.uint64(0xFF))
                 if code8 == 81:
-                    tstate[loc, 2] = action
+                    tstate[loc, S_HALT_Q] = action
                 elif code8 == 66:
-                    tstate[loc, 3] = action
+                    tstate[loc, S_HALT_B] = action
                 elif code8 == 88:
-                    tstate[loc, 4] = action
+                    tstate[loc, S_HALT_X] = action
     return n, nb, nt, 0
 
 

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from wiretick.host.book import Books
 from wiretick.host.decode import decode_file
 from wiretick.host.gen import GenConfig, generate_to_file
 from wiretick.host.ring import Ring, RingWriter

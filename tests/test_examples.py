@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import io
 import os
+import sys
 import uuid
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from examples import halts_gaps, imbalance, plot_bbo, vwap
-from wiretick.host.book import Books
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))    # examples/ lives next to tests/
+from examples import halts_gaps, imbalance, plot_bbo, vwap  # noqa: E402
+from wiretick.host.book import Books  # noqa: E402
 from wiretick.host.decode import DecodeConfig, decode_file
 from wiretick.host.gen import GenConfig, generate_to_file
 from wiretick.host.replay import cmd_replay
