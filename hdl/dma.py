@@ -229,15 +229,28 @@ class TickDMA(wiring.Component):
         interval_nz = Signal()
 
         # ---------------------------------------------------------- ring position
-        seq = Signal(_SEQ_BITS)                 # seq of the last slot loaded (the write in progress)
-        slot = Signal(L)                        # index of the next slot
-        slot_addr = Signal(aw - SLOT_SHIFT)     # base + slot, kept as slot moves (no adder per load)
+        seq = Signal(_SEQ_BITS, reset_less=True)  # seq of the last slot loaded (the write in progress)
+        slot = Signal(L, reset_less=True)       # index of the next slot
+        left = Signal(L, reset_less=True)       # mask - slot: slots after the next before the ring wraps
+        at_last = Signal()                      # slot == mask (left == 0), kept as a register
+        mask_zero = Signal()                    # a one-slot ring
         lap_next = Signal(4)                    # lap tag of the next slot
         cur_lap = Signal(4)                     # lap tag of the write in progress
 
-        pending = Signal(64)                    # drops not yet attached to a queue entry
+        pending = Signal(64, reset_less=True)  # drops not yet attached to a queue entry
         pending_nz = Signal()                   # pending != 0
-        shadowed = Signal(64)                   # head value of the last shadow write
+        shadowed = Signal(64, reset_less=True)  # head value of the last shadow write
+
+        # Run state and statistics are cleared when a run starts, not by the domain's
+        # reset: one synchronous clear is the flip-flops' own set/reset input, two would
+        # take a LUT per bit.  (After a reset they hold the last run's values until the
+        # next run; the engine is OFF and writes nothing.)
+        head = Signal(64, reset_less=True)
+        dropped = Signal(32, reset_less=True)
+        drop_events = Signal(32, reset_less=True)
+        bus_errors = Signal(32, reset_less=True)
+        m.d.comb += [self.head.eq(head), self.dropped.eq(dropped), self.drop_events.eq(drop_events),
+                     self.bus_errors.eq(bus_errors)]
 
         m.d.comb += self.i_ticks.ready.eq(1)
 
@@ -324,7 +337,7 @@ class TickDMA(wiring.Component):
                 m.d.comb += [q_wen.eq(1), w_entry.has_tick.eq(1)]
                 m.d.sync += [pending.eq(0), pending_nz.eq(0)]
             with m.Else():
-                m.d.sync += [pending.eq(pending + 1), pending_nz.eq(1), self.dropped.eq(self.dropped + 1)]
+                m.d.sync += [pending.eq(pending + 1), pending_nz.eq(1), dropped.eq(dropped + 1)]
         with m.Elif(active & pending_nz & w_rdy):
             m.d.comb += q_wen.eq(1)             # a drop-only entry
             m.d.sync += [pending.eq(0), pending_nz.eq(0)]
@@ -402,15 +415,15 @@ class TickDMA(wiring.Component):
         with m.If(bus.bvalid):
             m.d.comb += inflight.r_en.eq(1)
             with m.If(ack_ring):
-                m.d.sync += self.head.eq(self.head + 1)
+                m.d.sync += head.eq(head + 1)
             with m.If((bus.bresp == RESP_SLVERR) | (bus.bresp == RESP_DECERR)):
-                m.d.sync += self.bus_errors.eq(self.bus_errors + 1)
+                m.d.sync += bus_errors.eq(bus_errors + 1)
 
         # ---------------------------------------------------------- the shadow head
         # ``lag`` = head - shadowed (saturating in its top bit), ``behind`` = lag != 0,
         # and ``hit`` = lag >= interval one cycle late: the wide comparison is a
         # register, at the cost of a shadow write one cycle later.
-        lag = Signal(33)
+        lag = Signal(33, reset_less=True)
         behind = Signal()
         hit = Signal()                          # implies behind (lag >= interval >= 1)
         shadow_load = Signal()
@@ -442,21 +455,21 @@ class TickDMA(wiring.Component):
         event_loaded = Signal()
         m.d.sync += event_loaded.eq(0)
         with m.If(event_loaded):
-            m.d.sync += self.drop_events.eq(self.drop_events + 1)
+            m.d.sync += drop_events.eq(drop_events + 1)
 
         def load_slot(is_event):
             m.d.comb += [inflight.w_en.eq(1), inflight.w_data.eq(1)]
             m.d.sync += [
                 awv.eq(1), wv.eq(1), cur_shadow.eq(0), cur_event.eq(is_event),
                 last_beat.eq(self.beats == 1),
-                cur_addr.eq(Cat(Const(0, SLOT_SHIFT), slot_addr)),
+                cur_addr.eq(Cat(Const(0, SLOT_SHIFT), base + slot)),
                 seq.eq(seq + 1),
                 cur_lap.eq(lap_next),
             ]
-            with m.If(slot == mask):
-                m.d.sync += [slot.eq(0), slot_addr.eq(base), lap_next.eq(lap_next + 1)]
+            with m.If(at_last):
+                m.d.sync += [slot.eq(0), left.eq(mask), at_last.eq(mask_zero), lap_next.eq(lap_next + 1)]
             with m.Else():
-                m.d.sync += [slot.eq(slot + 1), slot_addr.eq(slot_addr + 1)]
+                m.d.sync += [slot.eq(slot + 1), left.eq(left - 1), at_last.eq(left == 1)]
 
         with m.If(shadow_load):
             m.d.comb += inflight.w_en.eq(1)          # w_data 0: the shadow head
@@ -464,7 +477,7 @@ class TickDMA(wiring.Component):
                 awv.eq(1), wv.eq(1), cur_shadow.eq(1), cur_event.eq(0),
                 cur_addr.eq(Cat(Const(0, 3), sh_addr)),
                 last_beat.eq(1),
-                shadowed.eq(self.head),
+                shadowed.eq(head),
             ]
         with m.Elif(can_load & ~hit & pend_tick):
             load_slot(0)
@@ -492,16 +505,17 @@ class TickDMA(wiring.Component):
                         m.d.sync += [
                             state.eq(DMAState.RUN),
                             base.eq(self.ring_base[SLOT_SHIFT:]),
-                            slot_addr.eq(self.ring_base[SLOT_SHIFT:]),
                             mask.eq((Const(1, L + 1) << log2) - 1),
+                            left.eq((Const(1, L + 1) << log2) - 1),
+                            at_last.eq(log2 == 0), mask_zero.eq(log2 == 0),
                             sh_addr.eq(self.shadow_addr[3:]),
                             interval.eq(self.shadow_interval),
                             interval_nz.eq(self.shadow_interval != 0),
                             seq.eq(0), slot.eq(0), lap_next.eq(0),
                             pending.eq(0), pending_nz.eq(0), shadowed.eq(0), pend_tick.eq(0),
                             lag.eq(0), behind.eq(0), hit.eq(0),
-                            self.head.eq(0), self.dropped.eq(0), self.drop_events.eq(0), event_loaded.eq(0),
-                            self.bus_errors.eq(0),
+                            head.eq(0), dropped.eq(0), drop_events.eq(0), event_loaded.eq(0),
+                            bus_errors.eq(0),
                         ]
                         if lane_bits > 0:
                             m.d.sync += sh_strb.eq(Const(0xFF, dw // 8) << (self.shadow_addr[3:3 + lane_bits] * 8))

@@ -292,7 +292,8 @@ def test_registers_doc_is_generated():
     # docs/registers.md is `python -m wiretick.hdl.regs > docs/registers.md`
     from pathlib import Path
     doc = Path(__file__).resolve().parents[1] / "docs" / "registers.md"
-    assert doc.read_text() == registers_doc(), "docs/registers.md is stale: python -m wiretick.hdl.regs > docs/registers.md"
+    assert doc.read_text() == registers_doc(), \
+        "docs/registers.md is stale: python -m wiretick.hdl.regs > docs/registers.md"
     assert "every 5 seconds" in registers_doc() and "| 32 wraps | snap |" in registers_doc()
 
 
