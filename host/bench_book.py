@@ -4,7 +4,8 @@
   fed 65,536-tick batches as a ring reader would be), against ``itchbook.msgs_per_s``: itch-book's
   C++ engine building its BBO table from the same messages (length-prefixed ITCH, in memory) through
   its Python binding.  Runs alternate, each from a fresh book; medians; ``book.over_itchbook`` is the
-  ratio of the medians.  Both produce the same rows (checked).  Note what each starts from: ours
+  ratio of the medians; ``*_cpu`` figures divide by the process's CPU time instead of wall time (less
+  sensitive to a loaded machine: both run in this one thread).  Both produce the same rows (checked).  Note what each starts from: ours
   from ticks (the device decoded the messages), itch-book from raw ITCH (it decodes them itself).
 - ``book.select_ticks_per_s`` (:func:`~wiretick.host.select.select` of the A ticks into a new array),
   ``book.select_into_ticks_per_s`` (into a reused one) against ``book.mask_ticks_per_s``
@@ -52,32 +53,34 @@ def bench_book(messages: int, log: TextIO | None = None, repeats: int = 5) -> di
         ticks = decode_file(cap).ticks
         stream = _itch_stream(cap)
 
-    def ours() -> tuple[float, int]:
+    def ours() -> tuple[float, float, int]:
         books = Books()
         books.reserve(BATCH)                             # as itch-book's reserve(): outside the timing
         rows = 0
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for i in range(0, len(ticks), BATCH):
             rows += len(books.update(ticks[i:i + BATCH], copy=False).bbo)
-        return len(ticks) / (time.perf_counter() - t0), rows
+        return len(ticks) / (time.perf_counter() - t0), len(ticks) / (time.process_time() - c0), rows
 
-    def theirs() -> tuple[float, int]:
+    def theirs() -> tuple[float, float, int]:
         s = Session(tables=["bbo"], depth=0, symbols=[])
         s.reserve(messages + 16)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         s.feed(stream)
         rows = len(s.take_bbo()["seq"])
-        return messages / (time.perf_counter() - t0), rows
+        return messages / (time.perf_counter() - t0), messages / (time.process_time() - c0), rows
 
     Books().update(ticks[:BATCH], copy=False)            # compiles (or loads) the pass
-    a, b = [], []
+    a, b, ca, cb = [], [], [], []
     for _ in range(repeats):
-        ra, na = ours()
-        rb, nb = theirs()
+        ra, rca, na = ours()
+        rb, rcb, nb = theirs()
         if na != nb:
             raise AssertionError(f"BBO rows differ: ours {na}, itch-book {nb}")
         a.append(ra)
         b.append(rb)
+        ca.append(rca)
+        cb.append(rcb)
     if log:
         print(f"book: {statistics.median(a) / 1e6:.1f} M msg/s, itch-book {statistics.median(b) / 1e6:.1f} M msg/s "
               f"(load {load:.1f})", file=log)
@@ -131,6 +134,9 @@ def bench_book(messages: int, log: TextIO | None = None, repeats: int = 5) -> di
         "book.msgs_per_s": round(statistics.median(a)),
         "itchbook.msgs_per_s": round(statistics.median(b)),
         "book.over_itchbook": round(statistics.median(a) / statistics.median(b), 2),
+        "book.msgs_per_cpu_s": round(statistics.median(ca)),
+        "itchbook.msgs_per_cpu_s": round(statistics.median(cb)),
+        "book.over_itchbook_cpu": round(statistics.median(ca) / statistics.median(cb), 2),
         "book.messages": messages,
         "book.select_ticks_per_s": round(sel),
         "book.select_into_ticks_per_s": round(sel_into),
