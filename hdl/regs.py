@@ -58,8 +58,8 @@ __all__ = [
 #: ``ID`` register value: ASCII "WTK1" (as host/device.py's DEVICE_ID).
 REG_ID = 0x5754_4B31
 #: ``VERSION``: major << 16 | minor.  The major changes when an offset or a meaning changes
-#: (2: event counters are 32 bits, extended by the host).
-REG_VERSION = (2 << 16) | 0
+#: (2: event counters are 32 bits, extended by the host; 2.1 adds the late-join registers).
+REG_VERSION = (2 << 16) | 1
 
 ACCESS = ("const", "ro", "rw", "wo", "snap")
 
@@ -133,6 +133,14 @@ REGISTERS: tuple[Register, ...] = (
     Register("PORT", 0x054, 16, "rw", "UDP destination port accepted (0: any)"),
     Register("CHECK_IP_CHECKSUM", 0x058, 1, "rw", "1: drop frames with a bad IPv4 header checksum", 1),
     Register("SEQUENCE_CHECK", 0x05C, 1, "rw", "1: drop duplicates and report gaps by MoldUDP64 sequence number", 1),
+    # -- late join (docs/reference-model.md, "Joining mid-stream"): applied at a run's start
+    Register("JOIN", 0x060, 1, "rw", "1: every run starts from the JOIN_* sequence state instead of the empty one "
+             "(loaded the cycle after the run's start, while no frame is in the parser)"),
+    Register("JOIN_HAS_SESSION", 0x064, 1, "rw", "1: JOIN_SESSION is tracked; 0: none is (the first packet "
+             "starts tracking its own)"),
+    Register("JOIN_SESSION", 0x068, 64, "rw", "tracked MoldUDP64 session, wire bytes 0..7 (byte k in bits 8k..8k+7)"),
+    Register("JOIN_SESSION_HI", 0x070, 16, "rw", "tracked MoldUDP64 session, wire bytes 8..9"),
+    Register("JOIN_EXPECTED", 0x078, 64, "rw", "the next MoldUDP64 message number not yet delivered"),
     # -- status, latched by SNAPSHOT
     Register("CLOCK", 0x080, 64, "snap", "nanosecond clock (the ts_rx of ticks)"),
     Register("DMA_HEAD", 0x088, 64, "snap", "ring slots written and acknowledged in this run "
@@ -144,6 +152,8 @@ REGISTERS: tuple[Register, ...] = (
              wraps=True),
     Register("PARSER_LOST", 0x0A8, COUNTER_BITS, "snap", "ticks the parser dropped because its output was stalled",
              wraps=True),
+    Register("JOIN_SEQ", 0x0B0, 64, "rw", "the parser's seq of the run's first tick with JOIN (what abort events "
+             "refer to; the ring's seq still starts at 1)", 1),
 ) + tuple(
     Register(f"CNT_{c.name}", COUNTER_BASE + 8 * i, COUNTER_BITS, "snap", c.doc, wraps=True)
     for i, c in enumerate(COUNTERS)
@@ -325,6 +335,8 @@ class RegisterFile(_Component):
         DMA engine configuration (``rw`` registers, by lower-case name).
     ip_dst, port, check_ip_checksum, sequence_check : Out
         Parser configuration.
+    join, join_has_session, join_session, join_session_hi, join_expected, join_seq : Out
+        Late join: the sequence state a run starts from when ``join`` is 1.
     dma_state : In(2)
         Live DMA state.
     dma_head, dma_dropped, dma_drop_events, dma_bus_errors, parser_lost : In

@@ -12,6 +12,7 @@ What the register file drives (docs/registers.md):
 
 - the parser's configuration: ``IP_DST``, ``PORT``, ``CHECK_IP_CHECKSUM``,
   ``SEQUENCE_CHECK``;
+- the parser's late-join state (``JOIN``, ``JOIN_*``), see below;
 - the DMA engine's: ``ENABLE``, ``RING_BASE``, ``RING_LOG2``, ``SHADOW_ADDR``,
   ``SHADOW_INTERVAL``;
 - the nanosecond clock, the ``timestamp`` of both (a tick's ``ts_rx``);
@@ -35,6 +36,20 @@ and the engine ignores their ticks); a frame in progress at the start of a run
 is abandoned (the reset parser waits for the next ``first`` beat).  Register
 values (the configuration) are not reset.
 
+Late join
+---------
+With ``JOIN`` at 1, a run starts from the sequence state in the ``JOIN_*``
+registers instead of the empty one: the tracked session (``JOIN_HAS_SESSION``,
+``JOIN_SESSION``, ``JOIN_SESSION_HI``), the next expected message number
+(``JOIN_EXPECTED``) and the parser's ``seq`` of the run's first tick
+(``JOIN_SEQ``).  The parser takes them on its ``preload`` port only while it is
+idle, which here means the cycle after a run's start: the parser was reset on
+the start cycle and holds no frame, and a frame whose first beat arrives on the
+next cycle reaches the sequencer several cycles later.  Nothing else drives
+``preload``, so the state of a run in progress is never replaced.  The ring's
+``seq`` still counts from 1 (the DMA engine numbers its slots); ``JOIN_SEQ``
+numbers the parser's ticks, the numbers abort events refer to.
+
 The MAC stream is never back-pressured (``ready`` is constantly 1), nor is the
 parser: the DMA engine takes a tick every cycle and queues ``dma_fifo_depth`` of
 them while the bus stalls (a full queue drops ticks and writes drop events, see
@@ -45,7 +60,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from amaranth.hdl import Module, ResetInserter, Signal
+from amaranth.hdl import Cat, Module, ResetInserter, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -124,6 +139,9 @@ class WiretickTop(wiring.Component):
         # misaligned configuration) exactly when it is OFF with ENABLE high.
         run_start = Signal()
         m.d.comb += run_start.eq((dma.state == DMAState.OFF) & regs.enable)
+        # Late join: the parser is idle the cycle after a run's start reset it.
+        join_apply = Signal()
+        m.d.sync += join_apply.eq(run_start & regs.join)
 
         m.submodules.regs = regs
         m.submodules.dma = dma
@@ -139,6 +157,11 @@ class WiretickTop(wiring.Component):
             parser.port.eq(regs.port),
             parser.check_ip_checksum.eq(regs.check_ip_checksum),
             parser.sequence_check.eq(regs.sequence_check),
+            parser.preload.en.eq(join_apply),
+            parser.preload.has.eq(regs.join_has_session),
+            parser.preload.session.eq(Cat(regs.join_session, regs.join_session_hi)),
+            parser.preload.expected.eq(regs.join_expected),
+            parser.preload.seq.eq(regs.join_seq),
             dma.timestamp.eq(regs.timestamp),
             dma.enable.eq(regs.enable),
             dma.ring_base.eq(regs.ring_base),

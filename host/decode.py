@@ -30,7 +30,8 @@ from . import formats as F
 from .capture import FrameBatch
 from .tick import TICK_DTYPE
 
-__all__ = ["DecodeConfig", "DecodeResult", "Decoder", "decode_batch", "decode_file", "max_ticks", "NpyTickWriter"]
+__all__ = ["DecodeConfig", "DecodeResult", "SequenceState", "Decoder", "decode_batch", "decode_file", "max_ticks",
+           "NpyTickWriter"]
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,35 @@ class DecodeConfig:
     def as_array(self) -> np.ndarray:
         return np.array([self.ip_dst, self.port, int(self.check_ip_checksum),
                          int(self.sequence_check)], dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class SequenceState:
+    """Where a feed handler is in a feed: what a late join loads (docs/reference-model.md).
+
+    Parameters
+    ----------
+    has_session : a MoldUDP64 session is tracked (else the next packet starts tracking its own).
+    session : the tracked session, its 10 wire bytes.
+    expected : the next message number not yet delivered.
+    next_seq : the ``seq`` of the next tick.
+
+    The default is a fresh feed handler's state.  The device takes the same
+    state in its ``JOIN_*`` registers (:meth:`wiretick.host.device.Device.join`).
+    """
+
+    has_session: bool = False
+    session: bytes = bytes(10)
+    expected: int = 0
+    next_seq: int = 1
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.session, (bytes, bytearray)) or len(self.session) != 10:
+            raise ValueError(f"session must be 10 bytes, got {self.session!r}")
+        if not 0 <= self.expected < 1 << 64:
+            raise ValueError(f"expected must be a 64-bit message number, got {self.expected}")
+        if not 1 <= self.next_seq < 1 << 64:
+            raise ValueError(f"next_seq must be 1..2^64-1, got {self.next_seq}")
 
 
 @dataclass
@@ -458,14 +488,19 @@ class Decoder:
 
     State (the tracked MoldUDP64 session, the next expected sequence number,
     the next tick ``seq``) carries across batches, so a capture can be decoded
-    batch by batch with results identical to decoding it whole.
+    batch by batch with results identical to decoding it whole.  ``initial``
+    starts it mid-feed (a late join) instead of fresh; the counters still start
+    at 0 (``ticks`` counts the ticks this decoder made).
     """
 
-    def __init__(self, config: DecodeConfig | None = None, *, chunk_ticks: int = 1 << 18):
+    def __init__(self, config: DecodeConfig | None = None, *, chunk_ticks: int = 1 << 18,
+                 initial: SequenceState | None = None):
         self.config = config or DecodeConfig()
         self._cfg = self.config.as_array()
-        self._state = np.array([0, 0, 1], dtype=np.uint64)
-        self._session = np.zeros(10, np.uint8)
+        initial = initial or SequenceState()
+        self._state = np.array([int(initial.has_session), initial.expected, initial.next_seq], dtype=np.uint64)
+        self._session = np.frombuffer(bytes(initial.session), np.uint8).copy()
+        self._first_seq = initial.next_seq
         self._counters = np.zeros(N_COUNTERS, np.int64)
         self._chunk = chunk_ticks
 
@@ -473,8 +508,14 @@ class Decoder:
     def counters(self) -> dict[str, int]:
         """Every counter of formats.COUNTERS by name (``ticks`` included)."""
         d = {c.name: int(v) for c, v in zip(F.COUNTERS, self._counters)}
-        d["ticks"] = int(self._state[S_NEXT_SEQ]) - 1
+        d["ticks"] = int(self._state[S_NEXT_SEQ]) - self._first_seq
         return d
+
+    @property
+    def state(self) -> SequenceState:
+        """The sequence state now (where a late join of the rest of the feed starts)."""
+        return SequenceState(bool(self._state[S_HAS_SESSION]), self._session.tobytes(),
+                             int(self._state[S_EXPECTED]), int(self._state[S_NEXT_SEQ]))
 
     def feed(self, batch: FrameBatch) -> Iterable[np.ndarray]:
         """Decode one batch; yield tick arrays (each a fresh array, in order)."""
@@ -571,16 +612,18 @@ class NpyTickWriter:
 
 
 def decode_file(path: str | os.PathLike, out: str | os.PathLike | None = None,
-                config: DecodeConfig | None = None, *, batch_frames: int = 1 << 16) -> DecodeResult:
+                config: DecodeConfig | None = None, *, batch_frames: int = 1 << 16,
+                initial: SequenceState | None = None) -> DecodeResult:
     """Decode a capture file, streaming it batch by batch.
 
     With ``out``, ticks are written to that .npy as they are decoded and the
     result's ``ticks`` is empty (the file may not fit in memory); without it,
-    every tick is returned in memory.
+    every tick is returned in memory.  ``initial``: join the feed in that state
+    (:class:`SequenceState`) instead of fresh.
     """
     from .capture import open_capture
 
-    dec = Decoder(config)
+    dec = Decoder(config, initial=initial)
     with open_capture(path, batch_frames=batch_frames) as cap:
         if out is None:
             # One buffer for the whole capture, sized by a bound from the file size

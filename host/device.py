@@ -29,7 +29,7 @@ from pathlib import Path
 from wiretick.hdl.regs import (COUNTER_BASE, MAP_SIZE, REG_BY_NAME, REG_ID, REG_VERSION, REGISTERS, CounterExtender,
                                RegisterClient)
 
-from .decode import DecodeConfig
+from .decode import DecodeConfig, SequenceState
 from .errors import WiretickError
 from .formats import COUNTERS
 from .ring import (
@@ -435,6 +435,39 @@ class Device:
         return DecodeConfig(ip_dst=self.read("IP_DST"), port=self.read("PORT"),
                             check_ip_checksum=bool(self.read("CHECK_IP_CHECKSUM")),
                             sequence_check=bool(self.read("SEQUENCE_CHECK")))
+
+    def join(self, state: SequenceState | None) -> None:
+        """Start every following run mid-feed, in ``state`` (None: fresh again); only while stopped.
+
+        A feed handler resuming after it recovered from a snapshot loads where the
+        feed is (the tracked session, the next expected message number) and the
+        ``seq`` of its next tick: the ``JOIN_*`` registers, taken by the parser when
+        a run starts (docs/registers.md).  The ring's ``seq`` still starts at 1;
+        ``state.next_seq`` numbers the parser's ticks, the numbers abort events name.
+        The reference model takes the same state: ``Decoder(initial=state)``.
+        """
+        self._require_stopped("change the late-join state")
+        if state is None:
+            self.write("JOIN", 0)
+            return
+        if not isinstance(state, SequenceState):
+            raise TypeError(f"join takes a SequenceState or None, got {type(state).__name__}")
+        session = int.from_bytes(state.session, "little")      # wire byte k in bits 8k..8k+7
+        self.write("JOIN_HAS_SESSION", int(state.has_session))
+        self.write("JOIN_SESSION", session & (2 ** 64 - 1))
+        self.write("JOIN_SESSION_HI", session >> 64)
+        self.write("JOIN_EXPECTED", state.expected)
+        self.write("JOIN_SEQ", state.next_seq)
+        self.write("JOIN", 1)
+
+    @property
+    def joined(self) -> SequenceState | None:
+        """The late-join state runs start from (None: fresh), read back from the registers."""
+        if not self.read("JOIN"):
+            return None
+        session = self.read("JOIN_SESSION") | self.read("JOIN_SESSION_HI") << 64
+        return SequenceState(bool(self.read("JOIN_HAS_SESSION")), session.to_bytes(10, "little"),
+                             self.read("JOIN_EXPECTED"), self.read("JOIN_SEQ"))
 
     def setup_ring(self, nslots: int, *, interval: int = 64, name: str | None = None) -> RingSetup:
         """Allocate a ring in DMA memory, lay it out, and point the device at it.
