@@ -147,6 +147,51 @@ def parse_records(payload: bytes) -> tuple[int, list[Record]]:
     return seq, recs
 
 
+_SLOT_A = lp.record_word(lp.REC_WRITE, nbeats=8)
+
+
+def _parse_items(payload: bytes) -> tuple[int, list]:
+    """Like :func:`parse_records`, but runs of whole 8-beat writes come as one array (rows of 10 words)."""
+    if len(payload) % 8 or len(payload) < 8:
+        raise ValueError(f"packet of {len(payload)} bytes is not a whole number of words")
+    words = np.frombuffer(payload, "<u8")
+    magic, version, kind, seq = lp.parse_header(int(words[0]))
+    if magic != lp.MAGIC or version != lp.VERSION or kind != lp.KIND_DATA:
+        raise ValueError(f"not a DATA packet (magic 0x{magic:04X}, version {version}, kind {kind})")
+    n = len(words)
+    items: list = []
+    i = 1
+    run = None
+    while i < n:
+        if int(words[i]) == _SLOT_A and i + 10 <= n:
+            run = i if run is None else run
+            i += 10
+            continue
+        if run is not None:
+            items.append(words[run:i].reshape(-1, 10))
+            run = None
+        _, recs = parse_records(payload[:8] + payload[8 * i:8 * _record_end(words, i)])
+        items += recs
+        i = _record_end(words, i)
+    if run is not None:
+        items.append(words[run:i].reshape(-1, 10))
+    return seq, items
+
+
+def _record_end(words: np.ndarray, i: int) -> int:
+    a = int(words[i])
+    k = a & 0xFF
+    if k in (lp.REC_WRITE, lp.REC_WRITE_STROBED):
+        end = i + 2 + ((a >> 8) & 0xFF) + (k == lp.REC_WRITE_STROBED)
+    elif k in (lp.REC_READ, lp.REC_WRITE_ACK):
+        end = i + 2
+    else:
+        raise ValueError(f"unknown record kind {k} at word {i}")
+    if end > len(words):
+        raise ValueError(f"record at word {i} does not fit the packet")
+    return end
+
+
 # ---------------------------------------------------------------- transports
 
 class Transport(ABC):
@@ -283,6 +328,7 @@ class _Mapping:
     size: int
     map: mmap.mmap
     mem: memoryview
+    u64: np.ndarray | None = None
 
 
 def _reg_name(offset: int) -> str:
@@ -409,7 +455,7 @@ class HostLinkBackend(Backend):
     def apply(self, payload: bytes) -> None:
         """Apply one DATA packet: its writes to the buffers, its answers to the waiting request."""
         try:
-            seq, records = parse_records(payload)
+            seq, items = _parse_items(payload)
         except ValueError as e:
             with self._lock:
                 self.stats.malformed += 1
@@ -424,11 +470,32 @@ class HostLinkBackend(Backend):
                     self.stats.lost += gap
             self._seq = seq
             self.stats.packets += 1
-            for rec in records:
-                if rec.kind in (lp.REC_READ, lp.REC_WRITE_ACK):
-                    self._answers.put(rec)
+            for item in items:
+                if isinstance(item, np.ndarray):
+                    self._write_slots(item)
+                elif item.kind in (lp.REC_READ, lp.REC_WRITE_ACK):
+                    self._answers.put(item)
                 else:
-                    self._write(rec)
+                    self._write(item)
+
+    def _write_slots(self, recs: np.ndarray) -> None:
+        """A run of whole 64-byte writes (rows: A, address, 8 data words), applied at once where it can be."""
+        addrs = recs[:, 1]
+        lo, hi = int(addrs.min()), int(addrs.max()) + 64
+        for mp in self._maps:
+            if mp.bus <= lo and hi <= mp.bus + mp.size and not (addrs & np.uint64(7)).any():
+                break
+        else:
+            for row in recs:
+                self._write(Record(lp.REC_WRITE, address=int(row[1]), data=row[2:].tobytes()))
+            return
+        idx = ((addrs - np.uint64(mp.bus)) >> np.uint64(3)).astype(np.int64)
+        u64 = mp.u64
+        # Every slot's lap-tag word first, its seq word last (see _write), for the whole run.
+        u64[idx + 7] = recs[:, 9]
+        u64[idx[:, None] + np.arange(1, 7)] = recs[:, 3:9]
+        u64[idx] = recs[:, 2]
+        self.stats.records += len(recs)
 
     def _write(self, rec: Record) -> None:
         n = len(rec.data)
@@ -446,17 +513,19 @@ class HostLinkBackend(Backend):
         # A ring slot's lap tag (in its last word) changes first and its seq (its first
         # word) last, as every ring writer does (docs/ring.md): readers never take a
         # half-written slot, and `recheck` sees an overwrite as soon as it begins.
-        order = [beats - 1] + list(range(1, beats - 1)) + ([0] if beats > 1 else [])
         mem = mp.mem
-        for b in order:
-            lo = o + 8 * b
-            if rec.strobes is None:
-                mem[lo:lo + 8] = data[8 * b:8 * b + 8]
-            else:
-                s = (rec.strobes >> (8 * b)) & 0xFF
-                for j in range(8):
-                    if s >> j & 1:
-                        mem[lo + j] = data[8 * b + j]
+        if rec.strobes is None:
+            last = 8 * (beats - 1)
+            mem[o + last:o + n] = data[last:]
+            if beats > 1:
+                mem[o + 8:o + last] = data[8:last]
+                mem[o:o + 8] = data[:8]
+            return
+        for b in [beats - 1] + list(range(1, beats - 1)) + ([0] if beats > 1 else []):
+            s = (rec.strobes >> (8 * b)) & 0xFF
+            for j in range(8):
+                if s >> j & 1:
+                    mem[o + 8 * b + j] = data[8 * b + j]
 
     # ------------------------------------------------------------ DMA memory
 
@@ -471,7 +540,8 @@ class HostLinkBackend(Backend):
         finally:
             os.close(fd)
         with self._lock:
-            self._maps.append(_Mapping(buf, buf.bus_address, buf.size, mm, memoryview(mm)))
+            self._maps.append(_Mapping(buf, buf.bus_address, buf.size, mm, memoryview(mm),
+                                       np.frombuffer(mm, np.uint64)))
         return buf
 
     def free_dma(self, buf: DmaBuffer) -> None:
@@ -479,6 +549,7 @@ class HostLinkBackend(Backend):
             for mp in list(self._maps):
                 if mp.bus == buf.bus_address:
                     self._maps.remove(mp)
+                    mp.u64 = None
                     mp.mem.release()
                     mp.map.close()
         if not self._keep:
@@ -502,6 +573,7 @@ class HostLinkBackend(Backend):
         with self._lock:
             maps, self._maps = self._maps, []
         for mp in maps:
+            mp.u64 = None
             mp.mem.release()
             mp.map.close()
             if not self._keep:
