@@ -97,7 +97,8 @@ def cmd_bbo(args: argparse.Namespace) -> int:
     import warnings
 
     from .book import bbo_of
-    from .tables import write_table
+    from .tables import check_output, write_table
+    check_output(args.output)                          # refused before the capture is read
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -28,7 +28,8 @@ import numpy as np
 from .errors import WiretickError
 from .tick import TICK_DTYPE
 
-__all__ = ["to_arrow", "to_pandas", "to_polars", "write_parquet", "write_table", "directory_of", "OutputError"]
+__all__ = ["to_arrow", "to_pandas", "to_polars", "write_parquet", "write_table", "check_output", "directory_of",
+           "decode_to_parquet", "OutputError"]
 
 PRICE_TYPE = (10, 4)
 
@@ -155,6 +156,19 @@ def write_parquet(rows: np.ndarray, path: str | os.PathLike, *, directory=None, 
         tmp.unlink(missing_ok=True)
 
 
+def check_output(path: str | os.PathLike) -> Path:
+    """Refuse an output path before any work: a format other than .npy/.parquet, a directory that does
+    not exist, or Parquet without pyarrow."""
+    path = Path(path)
+    if path.suffix not in (".npy", ".parquet"):
+        raise OutputError(f"{path}: write .npy or .parquet")
+    if not path.parent.is_dir():
+        raise OutputError(f"{path}: directory {path.parent} does not exist")
+    if path.suffix == ".parquet":
+        _pa()
+    return path
+
+
 def write_table(rows: np.ndarray, path: str | os.PathLike, *, directory=None) -> None:
     """Write ``rows`` as ``.npy`` or ``.parquet`` by the file name, atomically (nothing partial is left)."""
     path = Path(path)
@@ -174,6 +188,7 @@ def write_table(rows: np.ndarray, path: str | os.PathLike, *, directory=None) ->
 def decode_to_parquet(capture: str | os.PathLike, path: str | os.PathLike, config=None):
     """``wiretick decode CAPTURE -o ticks.parquet``: decode, resolve symbols, write Parquet; returns the DecodeResult."""
     from .decode import decode_file
+    check_output(path)
     res = decode_file(capture, config=config)
     write_parquet(res.ticks, path)
     return res
