@@ -283,3 +283,4 @@ def test_writes_outside_the_ring_are_caught(tmp_path):
         assert stats["outside"] > 0
         assert not sim.guards_intact()
         dev.close()
+    assert not setup.dma.path.exists()           # closing the device frees its DMA buffers
