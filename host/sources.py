@@ -99,14 +99,18 @@ class ReplaySource(RingSource):
             raise
         super().__init__(ring, max_ticks=max_ticks)
         self._own = True
+        self._closed = False
 
     def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
         try:
             super().close()
             if self.device.enabled or self.device.running:
                 self.device.stop()
         finally:
-            self.device.close()
+            self.device.close()             # frees the ring file
 
 
 class CaptureSource(TickSource):

@@ -334,7 +334,8 @@ def run(strategy: Strategy, source, *, books=None, **source_kwargs) -> RunResult
 
     A ring reader that is lapped, or whose batch was overwritten while the
     strategy used it, marks every book stale and tells the strategy
-    (:meth:`Strategy.on_stale`): the books missed messages.
+    (:meth:`Strategy.on_stale`): the books missed messages.  The source is
+    closed when the run ends (a Ring passed in directly is left open).
     """
     import time
 
@@ -384,7 +385,8 @@ def run(strategy: Strategy, source, *, books=None, **source_kwargs) -> RunResult
         strategy.on_end(books)
         res.lost = src.lost
     finally:
-        if src is not source:
-            src.close()
+        # A source is read to its end here, so it is closed here too (a ReplaySource's device and ring
+        # file go with it); a Ring given directly stays open: the RingSource around it does not own it.
+        src.close()
     res.seconds = time.perf_counter() - t0
     return res
