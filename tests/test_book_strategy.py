@@ -85,3 +85,25 @@ def test_sources_refuse_what_is_not_ticks(tmp_path):
         run(Batch(), 42)
     with pytest.raises(ValueError, match="not an array of ticks"):
         run(Batch(), np.zeros(4, np.uint64))
+
+
+def test_replay_source_runs_and_leaves_nothing(tmp_path):
+    import os
+
+    from wiretick.host.sources import ReplaySource
+    cap = tmp_path / "small.pcap"
+    generate_to_file(cap, GenConfig(messages=1_500, symbols=3, seed=4))
+    before = set(os.listdir("/dev/shm"))
+    b = Batch()
+    res = run(b, ReplaySource(cap))
+    assert res.ticks == len(decode_file(cap).ticks) and res.lost == 0 and not b.stale
+    assert set(os.listdir("/dev/shm")) == before
+
+
+def test_empty_batches():
+    from wiretick.host.select import count, select
+    from wiretick.host.tick import empty_ticks
+    none = empty_ticks(0)
+    assert len(select(none, types="A")) == 0 and count(none) == 0
+    res = run(Batch(), none)
+    assert res.ticks == 0 and res.batches == 0
