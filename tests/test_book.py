@@ -237,3 +237,23 @@ def test_bad_input():
         Books().update(np.zeros(3, np.uint64))
     with pytest.raises(ValueError, match="max_orders"):
         Books(max_orders=0)
+
+
+def test_depth_equals_itch_book_at_the_end(generated):
+    """The last top-5 snapshot itch-book emitted for each symbol equals our depth query after the day."""
+    cap, ticks = generated
+    books = Books()
+    books.update(ticks)
+    s = itch_book.Session(tables=["bbo"], depth=5, symbols=[])
+    msgs = itch_messages(cap)
+    s.feed(np.frombuffer(b"".join(struct.pack(">H", len(m)) + m for m in msgs), np.uint8))
+    d = s.take_depth()
+    last = {int(loc): i for i, loc in enumerate(d["locate"])}
+    assert len(last) > 10
+    for loc, i in last.items():
+        ours = books.depth(loc, 5)
+        for side in ("bid", "ask"):
+            for lvl in range(5):
+                got = [int(ours[f"{side}_{f}"][lvl]) for f in ("px", "sz", "ct")]
+                want = [int(d[f"{side}_{f}_{lvl:02d}"][i]) for f in ("px", "sz", "ct")]
+                assert got == want, (loc, side, lvl)
