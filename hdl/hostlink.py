@@ -270,7 +270,7 @@ class PacketBuffer(wiring.Component):
         carry = Signal(16)
         o = self.o_frame
         fire = o.valid & o.ready
-        m.d.comb += tx_idle.eq((rstate == _R.IDLE) & ~desc.r_rdy)
+        m.d.comb += [tx_idle.eq((rstate == _R.IDLE) & ~desc.r_rdy), o.payload.error.eq(0)]
         m.d.comb += self.busy.eq((wstate != _W.IDLE) | (rstate != _R.IDLE) | desc.r_rdy)
 
         hdr = frame_header_bytes(self.addresses)
