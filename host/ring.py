@@ -254,8 +254,9 @@ def check_replaceable(path: str | os.PathLike, *, force: bool = False) -> None:
     users = [p for p in ring_users(path)]
     if users:
         who = ", ".join(str(p) for p in users[:8]) + (" ..." if len(users) > 8 else "")
-        raise RingError(f"ring {path} is in use (mapped or open by process {who}): not replacing it; "
-                        f"pass --force (force=True) to replace it anyway (they keep the old ring)")
+        raise RingError(f"ring {path} is in use (mapped or open by process {who}): not replacing it; stop "
+                        f"them, pick another name, or force it (wiretick replay --force, force=True in Python: "
+                        f"they keep the old ring)")
 
 
 def ring_bytes(nslots: int) -> int:
