@@ -216,7 +216,8 @@ class CaseResult:
 
 
 def make_case(name: str, capture: str | os.PathLike, config=None, *, nslots: int = 1 << 12,
-              ring: str | os.PathLike | None = None, gap: int = 3, interval: int = 64, lap_tags: bool = True) -> dict:
+              ring: str | os.PathLike | None = None, gap: int = 3, interval: int = 64, lap_tags: bool = True,
+              join=None) -> dict:
     """One case of a job: ``capture`` through the device configured with ``config`` into a ring.
 
     Parameters
@@ -239,6 +240,8 @@ def make_case(name: str, capture: str | os.PathLike, config=None, *, nslots: int
         Keep the ring's lap tag (``flags`` bits 12..15) in the ticks the reader
         saw (the tests check it); False: the ticks as the parser made them,
         ``wiretick decode``'s contract.
+    join : wiretick.host.decode.SequenceState, optional
+        Late join: the run starts in this sequence state (``Device.join``).
     """
     from wiretick.host.decode import DecodeConfig
     config = config or DecodeConfig()
@@ -254,6 +257,8 @@ def make_case(name: str, capture: str | os.PathLike, config=None, *, nslots: int
                    "sequence_check": config.sequence_check},
         "nslots": nslots, "ring": None if ring is None else str(ring), "gap": gap, "interval": interval,
         "lap_tags": bool(lap_tags),
+        "join": None if join is None else {"has_session": join.has_session, "session": join.session.hex(),
+                                           "expected": join.expected, "next_seq": join.next_seq},
     }
 
 

@@ -62,7 +62,7 @@ from cocotbext.axi import AxiLiteBus, AxiLiteMaster
 
 from wiretick.hdl.top import DEFAULT_NS_PER_CYCLE
 from wiretick.host.capture import open_capture
-from wiretick.host.decode import DecodeConfig, NpyTickWriter
+from wiretick.host.decode import DecodeConfig, NpyTickWriter, SequenceState
 from wiretick.host.device import Device
 from wiretick.host.ring import DATA_OFFSET, OFF_HEAD, Ring, without_lap_tags
 from wiretick.sim.backend import SimBackend, reader_safe_chunks
@@ -325,6 +325,8 @@ class BulkMac:
 
 def _setup(dev: Device, host: HostMemory, case: dict):
     dev.configure(DecodeConfig(**case["config"]))
+    join = case.get("join")
+    dev.join(None if join is None else SequenceState(**{**join, "session": bytes.fromhex(join["session"])}))
     ring = dev.setup_ring(case["nslots"], interval=case.get("interval", 64), name=case["ring"])
     # The engine may write only the slots and the shadow-head word of this buffer.
     region = next(r for r in host.regions if r.bus == ring.dma.bus_address)
