@@ -121,7 +121,7 @@ def run_sim(capture: str | os.PathLike, output: str | os.PathLike, config=None, 
     unwritable output, a bad ring size or name.  The output is written under
     a temporary name and renamed into place only when the run passed its
     bounds checks (see :func:`commit`); a failed run leaves neither it nor the
-    ring it made behind.
+    ring or waves file it made behind.
     """
     from wiretick.host.decode import DecodeConfig
     from wiretick.host.ring import _check_nslots
@@ -148,6 +148,8 @@ def run_sim(capture: str | os.PathLike, output: str | os.PathLike, config=None, 
     from wiretick.host.ring import ring_path
     ring_file = ring_path(ring) if ring is not None else None      # a bad name is refused here
     ring_before = _identity(ring_file)
+    waves_file = Path(waves) if waves is not None else None
+    waves_before = _identity(waves_file)
     # The output appears only once the run is over and its bounds checks passed.
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp.npy")
     progress = Progress(total, log)
@@ -161,8 +163,10 @@ def run_sim(capture: str | os.PathLike, output: str | os.PathLike, config=None, 
         commit(tmp, out, res)
     except BaseException:
         tmp.unlink(missing_ok=True)
-        if ring_file is not None and _identity(ring_file) not in (None, ring_before):
-            ring_file.unlink(missing_ok=True)       # the ring this run made: nothing outlives a failed run
+        # what this run made (a new inode where there was none or another): nothing outlives a failed run
+        for made, before in ((ring_file, ring_before), (waves_file, waves_before)):
+            if made is not None and _identity(made) not in (None, before):
+                made.unlink(missing_ok=True)
         raise
     finally:
         progress.close()
