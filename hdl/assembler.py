@@ -13,10 +13,21 @@ from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from wiretick.host.formats import MESSAGE_BY_CODE, TICK_MAP
+
 from .common import MAX_MSG_LEN
 from .splitter import split_beat_layout
 
-__all__ = ["MessageAssembler", "message_layout"]
+__all__ = ["MessageAssembler", "message_layout", "KIND_CODES", "kind_bits"]
+
+#: The message types a tick is built for, in the order of ``message_layout().kind``.
+KIND_CODES = tuple(TICK_MAP)
+
+
+def kind_bits(type_byte: int) -> int:
+    """``message_layout().kind`` for a type byte: one bit per :data:`KIND_CODES` entry, 0 if unknown."""
+    code = chr(type_byte)
+    return 1 << KIND_CODES.index(code) if code in KIND_CODES else 0
 
 
 def message_layout() -> data.StructLayout:
@@ -30,11 +41,15 @@ def message_layout() -> data.StructLayout:
         ITCH type byte.
     index : 16
         Block number within the packet.
+    kind : len(KIND_CODES)
+        The type one-hot (:func:`kind_bits`), decoded a cycle ahead so that the tick
+        builder only selects.
     """
     return data.StructLayout({
         "bytes": data.ArrayLayout(unsigned(8), MAX_MSG_LEN),
         "type": unsigned(8),
         "index": unsigned(16),
+        "kind": unsigned(len(KIND_CODES)),
     })
 
 
@@ -143,5 +158,6 @@ class MessageAssembler(wiring.Component):
             self.o_msg.valid.eq(self.i_blk.valid & blk.msg.valid & blk.msg.done),
             msg.type.eq(blk.msg.type),
             msg.index.eq(blk.msg.index),
+            msg.kind.eq(Cat(*[blk.msg.type == MESSAGE_BY_CODE[code].type_byte for code in KIND_CODES])),
         ]
         return m

@@ -13,10 +13,10 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from wiretick.host.formats import (MESSAGE_BY_CODE, PRINTABLE_RULES, QTY_SATURATED, SATURATE_RULES, TICK_FIELD_BY_NAME,
+from wiretick.host.formats import (PRINTABLE_RULES, QTY_SATURATED, SATURATE_RULES, TICK_FIELD_BY_NAME,
                                    TICK_MAP, TICK_SIZE, Flag)
 
-from .assembler import message_layout
+from .assembler import KIND_CODES, message_layout
 from .common import be
 from .tick import TickLayout
 
@@ -45,6 +45,14 @@ def tick_byte_sources(code: str) -> dict[int, int]:
     return out
 
 
+def _or(terms, width):
+    """The OR of ``terms`` (0 when there are none)."""
+    out = Const(0, width)
+    for t in terms:
+        out = out | t
+    return out
+
+
 def _field_bytes(name: str) -> range:
     f = TICK_FIELD_BY_NAME[name]
     return range(f.offset, f.offset + f.size)
@@ -67,53 +75,54 @@ class TickBuilder(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         msg = self.i_msg.payload
-        saturated = Signal()
-        printable_y = Signal()
+        kind = {code: msg.kind[k] for k, code in enumerate(KIND_CODES)}
         flag_bytes = _field_bytes("flags")
         shares_bytes = _field_bytes("shares")
         sat = dict(SATURATE_RULES)
         printable = dict(PRINTABLE_RULES)
-        # The tick bytes some rule writes live in one signal; the others are constant zero.
-        written = sorted({d for code in TICK_MAP for d in tick_byte_sources(code)} | set(flag_bytes)
-                         | (set(shares_bytes) if sat else set()))
-        tick_v = Signal(8 * len(written))
-        tick = {d: tick_v[8 * k:8 * k + 8] for k, d in enumerate(written)}
-
-        # A tick byte filled from the same message byte for every type needs no multiplexer.
         sources = {code: tick_byte_sources(code) for code in TICK_MAP}
-        common = {d: src for d, src in sources[next(iter(sources))].items()
-                  if all(s.get(d) == src for s in sources.values())}
-        m.d.comb += [tick[d].eq(msg.bytes[src]) for d, src in common.items()]
-        switched = sorted({d for s in sources.values() for d in s} - set(common))
+        written = sorted({d for src in sources.values() for d in src} | set(flag_bytes)
+                         | (set(shares_bytes) if sat else set()))
 
-        with m.Switch(msg.type):
-            for code in TICK_MAP:
-                with m.Case(MESSAGE_BY_CODE[code].type_byte):
-                    src = sources[code]
-                    assert not set(src) & set(flag_bytes), f"{code}: a copy writes the flags"
-                    for dst, s in src.items():
-                        if dst not in common:
-                            m.d.comb += tick[dst].eq(msg.bytes[s])
-                    if code in sat:
-                        assert not set(src) & set(shares_bytes), f"{code}: shares both copied and saturated"
-                        wide = be(msg.bytes[sat[code] + k] for k in range(8))
-                        limit = QTY_SATURATED
-                        clipped = wide > limit
-                        value = Mux(clipped, limit, wide[:8 * len(shares_bytes)])
-                        m.d.comb += [tick[b].eq(value[8 * k:8 * k + 8]) for k, b in enumerate(shares_bytes)]
-                        m.d.comb += saturated.eq(clipped)
-                    if code in printable:
-                        m.d.comb += printable_y.eq(msg.bytes[printable[code]] == ord("Y"))
-            with m.Default():
-                # Not an ITCH type: no tick is made of it (zeros keep every case covered).
-                m.d.comb += [tick[d].eq(0) for d in switched]
-                m.d.comb += [saturated.eq(0), printable_y.eq(0)]
-        flags = Mux(saturated, Flag.SATURATED, 0) | Mux(printable_y, Flag.PRINTABLE, 0)
-        m.d.comb += [tick[b].eq(flags[8 * k:8 * k + 8]) for k, b in enumerate(flag_bytes)]
+        # Each tick byte is an AND-OR over the message bytes some type copies into it,
+        # selected by the one-hot type the assembler registered: two LUT levels, no
+        # decoding of the type byte here.  A byte every type fills from the same
+        # message byte needs no select at all.
+        tick = {}
+        for d in written:
+            by_src = {}
+            for code, src in sources.items():
+                if d in src:
+                    by_src.setdefault(src[d], []).append(code)
+            if len(by_src) == 1 and len(next(iter(by_src.values()))) == len(sources):
+                tick[d] = msg.bytes[next(iter(by_src))]
+                continue
+            terms = [Mux(Cat(*[kind[c] for c in codes]).any(), msg.bytes[src], 0) for src, codes in by_src.items()]
+            tick[d] = _or(terms, 8)
+
+        for code, off in sat.items():
+            assert not set(sources[code]) & set(shares_bytes), f"{code}: shares both copied and saturated"
+            wide = be(msg.bytes[off + k] for k in range(8))
+            clipped = wide[8 * len(shares_bytes):].any()
+            value = Mux(clipped, QTY_SATURATED, wide[:8 * len(shares_bytes)])
+            for k, b in enumerate(shares_bytes):
+                tick[b] = tick[b] | Mux(kind[code], value[8 * k:8 * k + 8], 0) if b in tick else \
+                    Mux(kind[code], value[8 * k:8 * k + 8], 0)
+            saturated = kind[code] & clipped
+        assert len(sat) == 1 and len(printable) == 1, "one saturate and one printable rule"
+        (pcode, poff), = printable.items()
+        printable_y = kind[pcode] & (msg.bytes[poff] == ord("Y"))
+        for code in TICK_MAP:
+            assert not set(sources[code]) & set(flag_bytes), f"{code}: a copy writes the flags"
+        flags = Signal(8 * len(flag_bytes))
+        m.d.comb += flags.eq(Mux(saturated, Flag.SATURATED, 0) | Mux(printable_y, Flag.PRINTABLE, 0))
+        for k, b in enumerate(flag_bytes):
+            tick[b] = flags[8 * k:8 * k + 8]
 
         m.d.comb += [
             self.o_built.valid.eq(self.i_msg.valid),
-            self.o_built.payload.tick.as_value().eq(Cat(*[tick.get(d, Const(0, 8)) for d in range(TICK_SIZE)])),
+            self.o_built.payload.tick.as_value().eq(Cat(*[tick[d] if d in tick else Const(0, 8)
+                                                          for d in range(TICK_SIZE)])),
             self.o_built.payload.index.eq(msg.index),
         ]
         return m

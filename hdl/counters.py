@@ -1,12 +1,20 @@
-"""The counter bank: one register per :data:`wiretick.host.formats.COUNTERS` entry."""
+"""The counter bank: one register per :data:`wiretick.host.formats.COUNTERS` entry.
+
+Each counter is no wider than its register in the map (:mod:`wiretick.hdl.regs`):
+32 bits for the event counters, which wrap and which the host extends to 64
+(:data:`wiretick.hdl.regs.COUNTER_NOTE`), 64 for ``gap_messages``, which grows by
+a whole gap at once.
+"""
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal, unsigned
+from amaranth.hdl import Module, Signal, Value, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import Out
 
 from wiretick.host.formats import COUNTERS
+
+from .regs import counter_register
 
 
 __all__ = ["CounterBank"]
@@ -15,15 +23,18 @@ __all__ = ["CounterBank"]
 class CounterBank(wiring.Component):
     """Accumulate per-cycle increments into counters, in :data:`COUNTERS` order.
 
-    The increments are read straight from the stages' ``o_count`` ports, given at
-    construction (an increment is a value of any width, added every cycle).
+    The increments are read from the stages' ``o_count`` ports, given at construction
+    (an increment is a value of any width, added every cycle), through a register:
+    a counter shows an event two cycles after the stage reports it.
 
     Parameters
     ----------
     sources : dict[str, Value]
         The increment of every counter (every name of ``COUNTERS``, nothing else).
     counter_bits : int
-        Width of each counter (they wrap).
+        Width of the ``counters`` port.  Each counter keeps
+        ``min(counter_bits, its register's width)`` bits and wraps there; the port
+        zero-extends it.
 
     Attributes
     ----------
@@ -49,8 +60,12 @@ class CounterBank(wiring.Component):
         # array port is only their wiring.  (Assigning the port's elements in the sync
         # domain would make the whole array one wide register, whose next value
         # Verilator copies and recomputes in full every cycle.)
+        # The increments are registered first: they come out of the stages' last logic
+        # (the sequencer's tick decision), and a counter's carry chain after that logic
+        # was the core's critical path.  Counters therefore trail the stages by a cycle.
         for i, name in enumerate(self.names):
-            count = Signal(self.counters[i].shape(), name=f"count_{name}")
-            m.d.sync += count.eq(count + self.sources[name])
+            count = Signal(min(len(self.counters[i]), counter_register(name).width), name=f"count_{name}")
+            inc = Signal(Value.cast(self.sources[name]).shape(), name=f"inc_{name}")
+            m.d.sync += [inc.eq(self.sources[name]), count.eq(count + inc)]
             m.d.comb += self.counters[i].eq(count)
         return m

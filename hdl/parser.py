@@ -68,7 +68,7 @@ class ItchParser(wiring.Component):
         Depth of the tick output queue (ticks are only queued while ``o_tick.ready``
         is low).
     counter_bits : int
-        Width of each counter.
+        Width of each counter (they wrap; 32 as in the top, whose host extends them).
 
     Attributes
     ----------
@@ -90,7 +90,7 @@ class ItchParser(wiring.Component):
         each leaves a hole in ``seq``.
     """
 
-    def __init__(self, width: int = 8, fifo_depth: int = 16, counter_bits: int = 64):
+    def __init__(self, width: int = 8, fifo_depth: int = 16, counter_bits: int = 32):
         self.width = width
         self.fifo_depth = fifo_depth
         self.counter_bits = counter_bits

@@ -507,7 +507,8 @@ class Decoder:
     @property
     def counters(self) -> dict[str, int]:
         """Every counter of formats.COUNTERS by name (``ticks`` included)."""
-        d = {c.name: int(v) for c, v in zip(F.COUNTERS, self._counters)}
+        # Counts wrap at 2**64 (gap_messages after absurd sequence jumps): report them unsigned.
+        d = {c.name: int(v) & 0xFFFF_FFFF_FFFF_FFFF for c, v in zip(F.COUNTERS, self._counters)}
         d["ticks"] = int(self._state[S_NEXT_SEQ]) - self._first_seq
         return d
 
