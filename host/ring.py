@@ -31,6 +31,7 @@ import fcntl
 import functools
 import mmap
 import os
+import stat
 import sys
 import time
 import weakref
@@ -238,8 +239,7 @@ def check_replaceable(path: str | os.PathLike, *, force: bool = False) -> None:
         st = os.lstat(path)
     except FileNotFoundError:
         return
-    import stat as _stat
-    if not _stat.S_ISREG(st.st_mode):
+    if not stat.S_ISREG(st.st_mode):
         raise RingError(f"{path} exists and is not a regular file: not replacing it with a ring")
     try:
         with open(path, "rb") as f:

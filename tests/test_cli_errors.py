@@ -7,7 +7,6 @@ directory and /dev/shm hold exactly what they held before.
 
 from __future__ import annotations
 
-import os
 import sys
 import uuid
 from pathlib import Path

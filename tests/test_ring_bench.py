@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 
 from wiretick.host.bench import bench_decode
 from wiretick.host.bench_host import bench_host
