@@ -399,6 +399,11 @@ class ReplayBackend(Backend):
     def error(self) -> str | None:
         if self._q[_FLAGS // 8] & _FLAG_FAILED:
             return self._bar[_ERROR_TEXT:_PAGE].rstrip(b"\0").decode("utf-8", "replace")
+        proc = self._proc
+        if proc is not None and not proc.is_alive() and not self._q[_FLAGS // 8] & _FLAG_ENDED \
+                and proc.exitcode != 0:
+            # killed before it could say why: a waiter would otherwise wait for a run that is over
+            return f"replay worker (pid {proc.pid}) died with exit code {proc.exitcode}"
         return self._refusal
 
     # -------------------------------------------------------------- memory

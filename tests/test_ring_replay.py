@@ -230,3 +230,18 @@ def test_snapshot_does_not_hang_on_a_dead_worker(name, tmp_path):
         assert time.monotonic() - t0 < 1.0
         dev.stop()                                      # the lock is released once the worker is reaped
         assert "died" in be.error() or "-9" in be.error()
+
+
+def test_wait_done_does_not_wait_for_a_killed_worker(name, tmp_path):
+    from wiretick.host import gen
+    cap = tmp_path / "feed.pcap"
+    gen.generate_to_file(cap, gen.GenConfig(messages=20_000, symbols=5, seed=3))
+    with Device(ReplayBackend(cap, rate=2000)) as dev:
+        dev.setup_ring(1 << 12, name=name)
+        dev.start()
+        pid = dev.backend._proc.pid
+        os.kill(pid, signal.SIGKILL)
+        t0 = time.monotonic()
+        with pytest.raises(DeviceError, match=f"pid {pid}.*died with exit code -9"):
+            dev.wait_done()                              # no timeout: it must not need one
+        assert time.monotonic() - t0 < 5
