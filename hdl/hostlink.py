@@ -270,7 +270,10 @@ class PacketBuffer(wiring.Component):
         carry = Signal(16)
         o = self.o_frame
         fire = o.valid & o.ready
-        m.d.comb += [tx_idle.eq((rstate == _R.IDLE) & ~desc.r_rdy), o.payload.error.eq(0)]
+        m.d.comb += tx_idle.eq((rstate == _R.IDLE) & ~desc.r_rdy)
+        # One assignment of the whole beat (a constant bit alone becomes an empty `always @*`).
+        b_data, b_nbytes, b_first, b_last = Signal(64), Signal(4), Signal(), Signal()
+        m.d.comb += o.payload.eq(Cat(b_data, b_nbytes, b_first, b_last, Const(0, 1)))
         m.d.comb += self.busy.eq((wstate != _W.IDLE) | (rstate != _R.IDLE) | desc.r_rdy)
 
         hdr = frame_header_bytes(self.addresses)
@@ -302,15 +305,14 @@ class PacketBuffer(wiring.Component):
                 m.d.sync += [csum.eq(~(s2[:16] + s2[16])), hword.eq(0), left.eq(length), carry.eq(0),
                              rstate.eq(_R.HDR)]
             with m.Case(_R.HDR):
-                m.d.comb += [o.valid.eq(1), o.payload.data.eq(hsel), o.payload.nbytes.eq(8),
-                             o.payload.first.eq(hword == 0)]
+                m.d.comb += [o.valid.eq(1), b_data.eq(hsel), b_nbytes.eq(8), b_first.eq(hword == 0)]
                 with m.If(fire):
                     m.d.sync += hword.eq(hword + 1)
                     with m.If(hword == 4):
                         m.d.comb += rp.en.eq(1)      # the payload's first word
                         m.d.sync += rstate.eq(_R.PAY)
             with m.Case(_R.PAY):
-                m.d.comb += [o.valid.eq(1), o.payload.data.eq(Cat(carry, rp.data[:48])), o.payload.nbytes.eq(8)]
+                m.d.comb += [o.valid.eq(1), b_data.eq(Cat(carry, rp.data[:48])), b_nbytes.eq(8)]
                 with m.If(fire):
                     m.d.sync += [carry.eq(rp.data[48:]), rptr.eq(rptr + 1), left.eq(left - 1)]
                     with m.If(left == 1):
@@ -318,8 +320,7 @@ class PacketBuffer(wiring.Component):
                     with m.Else():
                         m.d.comb += rp.en.eq(1)
             with m.Case(_R.TAIL):
-                m.d.comb += [o.valid.eq(1), o.payload.data.eq(carry), o.payload.nbytes.eq(2),
-                             o.payload.last.eq(1)]
+                m.d.comb += [o.valid.eq(1), b_data.eq(carry), b_nbytes.eq(2), b_last.eq(1)]
                 with m.If(fire):
                     m.d.sync += rstate.eq(_R.IDLE)
         return m

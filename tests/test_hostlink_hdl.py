@@ -392,3 +392,14 @@ def test_a_slow_link_makes_the_dma_engine_drop_not_hang():
     assert int((~events).sum()) + int(ticks["ref2"][events].sum()) == offered
     assert list(ticks["order_ref"][~events]) == sorted(ticks["order_ref"][~events])
     assert int.from_bytes(bytes(mem[shadow + i] for i in range(8)), "little") == state["head"]
+
+
+def test_host_link_lints_clean():
+    """verilator --lint-only -Wall on the host link's Verilog, with the project's waivers only."""
+    from amaranth.back import verilog
+
+    from wiretick.hdl.common import toplevel_ports
+    from wiretick.hdl.dma import lint_hierarchy
+
+    d = HostLink(lite_addr_width=_LITE_ADDR_BITS)
+    lint_hierarchy(verilog.convert(d, name="host_link", ports=toplevel_ports(d)), "host_link")
