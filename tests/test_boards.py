@@ -40,6 +40,11 @@ def test_plan_carries_every_constraint_file_and_the_seed(prepared):
                 assert line in lpf
     script = _text(plan.files[f"build_{board.top_name}.sh"])
     assert "--seed 3" in script
+    # LUTs mapped by abc, not abc9 (which crashes on the whole board: SYNTH_OPTS)
+    ys = [line.strip() for line in _text(plan.files[f"{board.top_name}.ys"]).splitlines()]
+    i = ys.index(f"synth_ecp5 -run :map_luts -top {board.top_name}")
+    assert ys[i + 1:i + 5] == ["techmap -map +/lattice/latches_map.v", "abc -dress -lut 4:7", "clean",
+                               f"synth_ecp5 -top {board.top_name} -run map_cells:"]
 
 
 def test_every_rgmii_rx_clock_is_constrained_on_a_port_that_exists(prepared):

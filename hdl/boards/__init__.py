@@ -22,7 +22,7 @@ from amaranth.build import Attrs, Pins, PinsN, Resource, Subsignal
 
 from wiretick.host.errors import WiretickError
 
-__all__ = ["Board", "BoardError", "BOARDS", "CONSTRAINTS_DIR", "PhySpec", "load_board", "TX_MHZ", "RX_MHZ"]
+__all__ = ["Board", "BoardError", "SYNTH_OPTS", "SCRIPT_AFTER_SYNTH", "BOARDS", "CONSTRAINTS_DIR", "PhySpec", "load_board", "TX_MHZ", "RX_MHZ"]
 
 #: ``constraints/`` at the top of the checkout (next to ``hdl/``).
 CONSTRAINTS_DIR = Path(__file__).resolve().parents[2] / "constraints"
@@ -30,6 +30,20 @@ CONSTRAINTS_DIR = Path(__file__).resolve().parents[2] / "constraints"
 #: RGMII at 1 Gb/s: the transmit clock we make and the receive clocks the PHYs give.
 TX_MHZ = 125
 RX_MHZ = 125
+
+
+#: LUT mapping with ``abc`` rather than ``abc9``.  Yosys 0.70's ``abc9`` (synth_ecp5's
+#: LUT mapper) fails an assertion in ``ABC_OPS_REINTEGRATE`` on the whole board design
+#: (``rtlil.cc``: "GetSize(conn.first) == GetSize(conn.second)"; with ``-noflatten``,
+#: "count_id(wire->name) == 0" in the core's counter bank), although the core alone and
+#: the board without the core each map.  synth_ecp5 runs up to its LUT mapping, ``abc``
+#: maps to LUT4..LUT7 (as synth_ecp5 ``-noabc9`` did before it was removed), and
+#: synth_ecp5 resumes at the cell mapping.
+SYNTH_OPTS = "-run :map_luts"
+SCRIPT_AFTER_SYNTH = """techmap -map +/lattice/latches_map.v
+abc -dress -lut 4:7
+clean
+synth_ecp5 -top {top} -run map_cells:"""
 
 
 class BoardError(WiretickError):
@@ -118,15 +132,21 @@ class Board:
     def plan(self, seed: int = 1, **overrides):
         """``platform.prepare`` of the board design: an :class:`amaranth.build.run.BuildPlan`.
 
-        ``overrides`` go to the platform's templates (``nextpnr_opts``, ``synth_opts``...);
-        ``nextpnr_opts`` gets ``--seed`` prepended and our LPF preferences are appended.
+        ``overrides`` go to the platform's templates (``nextpnr_opts``,
+        ``add_preferences``, ``script_after_synth``...): ``nextpnr_opts`` gets ``--seed``
+        first, ``add_preferences`` comes after our LPF preferences, ``script_after_synth``
+        after our LUT mapping (:data:`SCRIPT_AFTER_SYNTH`).
         """
         plat = self.platform()
         opts = overrides.pop("nextpnr_opts", "")
         prefs = overrides.pop("add_preferences", "")
+        after = overrides.pop("script_after_synth", "")
         return plat.prepare(self.top(), name=self.top_name,
                             nextpnr_opts=f"--seed {int(seed)} {opts}".strip(),
-                            add_preferences=self.lpf_preferences() + prefs, **overrides)
+                            add_preferences=self.lpf_preferences() + prefs,
+                            synth_opts=SYNTH_OPTS,
+                            script_after_synth=SCRIPT_AFTER_SYNTH.format(top=self.top_name) + "\n" + after,
+                            **overrides)
 
 
 # ------------------------------------------------------------------------ loading board.toml
