@@ -189,8 +189,9 @@ MIN_MESSAGE_BLOCK = 2 + min(m.length for m in F.MESSAGES)
 @intrinsic
 def _load_le64(typingctx, arr, idx):
     """The 8 bytes at ``arr[idx]`` as one unaligned little-endian load (the caller checks the bounds)."""
-    if not (isinstance(arr, types.Array) and arr.dtype == types.uint8 and isinstance(idx, types.Integer)):
-        return None
+    if not (isinstance(arr, types.Array) and arr.dtype == types.uint8 and arr.layout == "C"
+            and isinstance(idx, types.Integer)):
+        return None                     # strided bytes: no such load (a typing error, not a wrong value)
 
     def codegen(context, builder, sig, args):
         ary = context.make_array(sig.args[0])(context, builder, args[0])
