@@ -182,3 +182,10 @@ def test_parse_records_refuses_malformed_packets():
         parse_records(struct.pack("<QQQ", lp.header_word(lp.KIND_DATA, 1), lp.record_word(lp.REC_WRITE, nbeats=4), 0))
     with pytest.raises(ValueError, match="unknown record kind 9"):
         parse_records(struct.pack("<QQ", lp.header_word(lp.KIND_DATA, 1), 9))
+
+
+def test_apply_rate_measurement_applies_every_record(tmp_path):
+    from wiretick.host.hostlink import measure_apply_rate
+    res = measure_apply_rate(packets=50, dma_dir=tmp_path)
+    assert res["tick_records_per_s"] == pytest.approx(18 * res["packets_per_s"])
+    assert not list(tmp_path.iterdir())           # its buffer is gone
