@@ -189,9 +189,16 @@ class BlockSplitter(wiring.Component):
 
         start = beat.start
         # On the beat that ends the MoldUDP64 header the first block begins right after
-        # it, as if a block had ended at pay_start - 1.
+        # it, as if a block had ended at pay_start - 1.  The header parser gives
+        # pay_start from the beat its IPv4 IHL is known (several beats before the start
+        # beat), so the lanes that follow from it are registered a beat ahead too.
         pe = Signal(3)
-        m.d.comb += pe.eq(beat.pay_start[:3] - 1)
+        s_xl_en, s_xt_en = Signal(), Signal()
+        s_xl_ln, s_xt_ln = Signal(3), Signal(3)
+        with m.If(valid):
+            ps = beat.pay_start[:3] - 1
+            m.d.sync += [pe.eq(ps), s_xl_en.eq(ps <= 5), s_xt_en.eq(ps <= 4), s_xl_ln.eq(ps + 2),
+                         s_xt_ln.eq(ps + 3)]
         start_ok = (beat.count != MOLD_HEARTBEAT) & (beat.count != MOLD_END_OF_SESSION)
         walking = Signal()
         m.d.comb += walking.eq(Mux(start, start_ok, act & ~beat.first))
@@ -201,10 +208,10 @@ class BlockSplitter(wiring.Component):
         xt_en = Signal()
         xt_ln = Signal(3)
         m.d.comb += [
-            xl_en.eq(Mux(start, pe <= 5, xl_due)),
-            xl_ln.eq(Mux(start, pe + 2, xl_lane)),
-            xt_en.eq(Mux(start, pe <= 4, xt_due)),
-            xt_ln.eq(Mux(start, pe + 3, xt_lane)),
+            xl_en.eq(Mux(start, s_xl_en, xl_due)),
+            xl_ln.eq(Mux(start, s_xl_ln, xl_lane)),
+            xt_en.eq(Mux(start, s_xt_en, xt_due)),
+            xt_ln.eq(Mux(start, s_xt_ln, xt_lane)),
         ]
 
         # Bytes present in this beat (all of them but on a frame's last beat).
@@ -245,13 +252,15 @@ class BlockSplitter(wiring.Component):
             out.first.eq(beat.first), out.last.eq(beat.last), out.error.eq(beat.error), out.ts.eq(beat.ts),
             out.start.eq(start), out.session.eq(beat.session), out.sequence.eq(beat.sequence),
             out.count.eq(beat.count),
-            out.msg.valid.eq(cur_valid & act),
+            # The slots need not know whether the walk goes on: bytes written for a block
+            # that fails its checks are never read out (``o_ok`` does not confirm it).
+            out.msg.valid.eq(cur_valid),
             out.msg.rot.eq(cur_rot),
             out.msg.off.eq(cur_off),
             out.msg.done.eq(ended & cur_valid),
             out.msg.type.eq(cur_type),
             out.msg.index.eq(cur_index),
-            out.nxt.valid.eq(xt_en & walking),
+            out.nxt.valid.eq(xt_en),
             out.nxt.rot.eq(xt_ln),
             out.nxt.off.eq(-xt_ln),
             out.nxt.type.eq(T_now),

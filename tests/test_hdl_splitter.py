@@ -100,6 +100,8 @@ def rebuild_messages(outs):
             off = s["off"] - 256 if s["off"] & 128 else s["off"]
             assert (off + s["rot"]) % W == 0, "rot is the body start modulo the width"
             key = (frame_no, s["index"])
+            if name == "nxt":                # a body begins here: what was kept under its key is stale
+                cur[key] = {}
             buf = cur.setdefault(key, {})
             for lane in range(W):
                 j = lane + off
