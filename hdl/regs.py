@@ -51,7 +51,8 @@ from wiretick.host.formats import COUNTERS
 __all__ = [
     "Register", "REGISTERS", "REG_BY_NAME", "ACCESS", "COUNTER_BASE", "REG_ID", "REG_VERSION",
     "counter_register", "words", "markdown_table",
-    "COUNTER_BITS", "COUNTER_NOTE", "CounterExtender", "registers_doc", "RegisterClient", "RegisterFile",
+    "COUNTER_BITS", "WIDE_COUNTERS", "COUNTER_NOTE", "CounterExtender", "registers_doc", "RegisterClient",
+    "RegisterFile",
     "REGS_WAIVERS", "regs_verilog", "lint_regs",
 ]
 
@@ -83,24 +84,26 @@ class Register(NamedTuple):
 COUNTER_BASE = 0x100
 #: Width of the event counters in hardware (``wraps`` registers); the host extends them to 64 bits.
 COUNTER_BITS = 32
+#: Parser counters that stay 64 bits: they can grow by more than 2**32 at once (a whole gap).
+WIDE_COUNTERS = ("gap_messages",)
 
 #: How the event counters wrap and are extended (docs/registers.md).
 COUNTER_NOTE = """\
-Event counters (the registers whose bits say *wraps*: the parser's `CNT_*`,
-`PARSER_LOST`, and the DMA engine's drop and bus-error counts) are 32 bits in
-hardware and count modulo 2^32, as LitePCIe's are.  The host extends each one to
+Event counters (the registers whose bits say *wraps*: the parser's `CNT_*` but
+`CNT_gap_messages`, `PARSER_LOST`, and the DMA engine's drop and bus-error counts)
+are 32 bits in hardware and count modulo 2^32, as LitePCIe's are.  The host extends each one to
 64 bits: it adds the difference, modulo 2^32, from its previous read
 (`wiretick.hdl.regs.CounterExtender`; `Device.counters()` and `Device.snapshot()`
 do it, from 0 at the start of each run).  That is exact, and monotonic, as long
 as fewer than 2^32 events are counted between two reads:
 
-- every counter but two counts at most one event a cycle: 2^32 cycles, 27.5 s at
-  156.25 MHz;
+- every counter but `unknown_type` counts at most one event a cycle: 2^32 cycles,
+  27.5 s at 156.25 MHz;
 - `unknown_type`: 3-byte unknown blocks back to back at 10 Gb/s line rate wrap it
-  in 10.3 s;
-- `gap_messages` grows by a whole gap at once: a gap of 2^32 or more sequence
-  numbers (a broken or hostile feed) is not extended exactly, but the gap event's
-  tick carries its exact count (`ref2`).
+  in 10.3 s.
+
+`CNT_gap_messages` is 64 bits and does not wrap: one gap event adds the whole gap,
+which a broken or hostile feed can make larger than 2^32.
 
 **A host reads the counters (`Device.counters()` or `Device.snapshot()`) at least
 every 5 seconds.**  Each counter keeps its 8-byte slot; the high word reads 0.
@@ -155,6 +158,7 @@ REGISTERS: tuple[Register, ...] = (
     Register("JOIN_SEQ", 0x0B0, 64, "rw", "the parser's seq of the run's first tick with JOIN (what abort events "
              "refer to; the ring's seq still starts at 1)", 1),
 ) + tuple(
+    Register(f"CNT_{c.name}", COUNTER_BASE + 8 * i, 64, "snap", c.doc) if c.name in WIDE_COUNTERS else
     Register(f"CNT_{c.name}", COUNTER_BASE + 8 * i, COUNTER_BITS, "snap", c.doc, wraps=True)
     for i, c in enumerate(COUNTERS)
 )
@@ -347,8 +351,9 @@ class RegisterFile(_Component):
         Pulses for one cycle, the cycle after a write to ``SNAPSHOT`` is accepted (the
         latch happens on that cycle, before the write's B response can reach the host).
 
-    Reads take two cycles from the AR handshake: the word address is registered,
-    then the word is selected by a multiplexer tree from registers only.
+    Reads take three cycles from the AR handshake: the word address is registered,
+    then a word is selected within each group of 32 words into a register, then the
+    group is selected.
     """
 
     def __init__(self, *, ns_per_cycle=4, counter_bits: int = 64, dma_data_width: int = 512,
@@ -396,7 +401,7 @@ class RegisterFile(_Component):
         if reg.name in _SNAP_PORTS:
             return getattr(self, _SNAP_PORTS[reg.name])
         if reg.name.startswith("CNT_"):
-            return self.counters[(reg.offset - COUNTER_BASE) // 8][:reg.width]
+            return self.counters[(reg.offset - COUNTER_BASE) // 8]
         raise AssertionError(f"no source for snap register {reg.name}")
 
     def elaborate(self, platform):
@@ -451,9 +456,12 @@ class RegisterFile(_Component):
                 return latched[r.name]
             return Const(0, r.width)     # wo
 
-        # The AR handshake registers the word address; the next cycle selects the word
-        # through a binary multiplexer tree (unmapped words are constant 0 and fold
-        # away), and ``snap`` words read 0 until the first snapshot after reset.
+        # The AR handshake registers the word address; the next cycle selects a word
+        # within each group of 32 (a binary multiplexer tree; unmapped words are
+        # constant 0 and fold away, as do groups with nothing mapped) into a register
+        # per group, and the cycle after selects the group.  ``snap`` words read 0
+        # until the first snapshot after reset.  The data is on R three cycles after
+        # the AR handshake.
         n_words = 1 << (MAP_SIZE - 1).bit_length() - 2
         word_at: list = [Const(0, 32)] * n_words
         snap_at: list = [False] * n_words
@@ -464,37 +472,57 @@ class RegisterFile(_Component):
                 snap_at[off >> 2] = r.access == "snap"
 
         raddr = Signal(range(n_words))
-        rpend = Signal()                # an address is registered; rdata is loaded next
+        rpend = Signal()                # an address is registered; the groups are selected next
+        rstage = Signal()               # the groups' words are registered; rdata is loaded next
         rvalid = Signal()
         rdata = Signal(32)
         outside = Signal()              # the address is past the map's power of two: read 0
         m.d.comb += [
-            bus.arready.eq(~rpend & ~rvalid),
+            bus.arready.eq(~rpend & ~rstage & ~rvalid),
             bus.rvalid.eq(rvalid),
             bus.rdata.eq(rdata),
             bus.rresp.eq(0),
         ]
 
-        def tree(items: list, bit: int):
+        def tree(items: list, sel, bit: int):
             if len(items) == 1:
                 return items[0]
             half = len(items) // 2
-            lo, hi = tree(items[:half], bit - 1), tree(items[half:], bit - 1)
+            lo, hi = tree(items[:half], sel, bit - 1), tree(items[half:], sel, bit - 1)
             if isinstance(lo, bool) and isinstance(hi, bool) and lo == hi:
                 return lo
             if isinstance(lo, Const) and isinstance(hi, Const) and lo.value == hi.value:
                 return lo
-            return Mux(raddr[bit], hi, lo)
+            return Mux(sel[bit], hi, lo)
 
-        top_bit = len(raddr) - 1
-        word = tree(word_at, top_bit)
-        is_snap = Value.cast(tree(snap_at, top_bit))
-        with m.If(bus.arvalid & ~rpend & ~rvalid):
+        low = min(5, len(raddr))
+        group_words = 1 << low
+        group_at: list = []
+        for g in range(0, n_words, group_words):
+            if all(isinstance(w_, Const) and w_.value == 0 for w_ in word_at[g:g + group_words]):
+                group_at.append(Const(0, 32))
+                continue
+            # Each group selects on its own copy of the address (``keep``: not merged),
+            # so that no address bit drives every group's tree.
+            sel = Signal(low, name=f"raddr_g{g // group_words}", attrs={"keep": 1})
+            with m.If(bus.arvalid & bus.arready):
+                m.d.sync += sel.eq(bus.araddr[2:2 + low])
+            value = tree(word_at[g:g + group_words], sel, low - 1)
+            reg = Signal(32, name=f"rgroup{g // group_words}")
+            m.d.sync += reg.eq(value)
+            group_at.append(reg)
+        rhigh = Signal(len(raddr) - low)
+        zero = Signal()                 # outside the map, or a snap word before the first snapshot
+        is_snap = Value.cast(tree(snap_at, raddr, len(raddr) - 1))
+        with m.If(bus.arvalid & bus.arready):
             m.d.sync += [raddr.eq(bus.araddr[2:]), rpend.eq(1),
                          outside.eq(bus.araddr[2 + len(raddr):] != 0)]
         with m.If(rpend):
-            m.d.sync += [rpend.eq(0), rvalid.eq(1),
-                         rdata.eq(Mux(outside | (is_snap & ~snapped), 0, word))]
+            m.d.sync += [rpend.eq(0), rstage.eq(1), rhigh.eq(raddr[low:]),
+                         zero.eq(outside | (is_snap & ~snapped))]
+        with m.If(rstage):
+            word = tree(group_at, rhigh, len(rhigh) - 1) if len(rhigh) else group_at[0]
+            m.d.sync += [rstage.eq(0), rvalid.eq(1), rdata.eq(Mux(zero, 0, word))]
         with m.If(rvalid & bus.rready):
             m.d.sync += rvalid.eq(0)
 

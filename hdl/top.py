@@ -19,9 +19,10 @@ What the register file drives (docs/registers.md):
 
 and what it latches on ``SNAPSHOT``: the parser's counters and ``lost``
 (``PARSER_LOST``), the DMA engine's ``head``, ``dropped``, ``drop_events`` and
-``bus_errors``, and the clock.  ``DMA_STATE`` is live.  The event counters are
-:data:`~wiretick.hdl.regs.COUNTER_BITS` (32) bits wide in the parser, the DMA
-engine and the registers, and the host extends them to 64
+``bus_errors``, and the clock.  ``DMA_STATE`` is live.  Each counter is as wide
+as its register: the event counters are 32 bits in the parser (its counter bank;
+the unused high bits of ``lost`` are removed by synthesis), the DMA engine and
+the registers, and the host extends them to 64
 (:data:`~wiretick.hdl.regs.COUNTER_NOTE`).
 
 Runs
@@ -68,7 +69,7 @@ from .axi import AXI4LiteSignature, AXI4WriteSignature
 from .common import mac_beat_layout
 from .dma import DMAState, TickDMA
 from .parser import ItchParser
-from .regs import COUNTER_BITS, MAP_SIZE, RegisterFile
+from .regs import MAP_SIZE, RegisterFile
 
 __all__ = ["WiretickTop", "TOP_NAME", "DEFAULT_NS_PER_CYCLE", "TOP_WAIVERS", "registered_reset_domains", "top_verilog",
            "lint_top"]
@@ -126,14 +127,13 @@ class WiretickTop(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        regs = RegisterFile(ns_per_cycle=self.ns_per_cycle, counter_bits=COUNTER_BITS,
-                            dma_data_width=self.dma_data_width,
+        regs = RegisterFile(ns_per_cycle=self.ns_per_cycle, counter_bits=64, dma_data_width=self.dma_data_width,
                             dma_fifo_depth=self.dma_fifo_depth, dma_max_log2=self.dma_max_log2,
                             addr_width=_LITE_ADDR_BITS)
         dma = TickDMA(data_width=self.dma_data_width, fifo_depth=self.dma_fifo_depth,
                       max_outstanding=self.dma_max_outstanding, max_log2_slots=self.dma_max_log2,
                       addr_width=64, checks=self.dma_checks)
-        parser = ItchParser(8, fifo_depth=self.parser_fifo_depth, counter_bits=COUNTER_BITS)
+        parser = ItchParser(8, fifo_depth=self.parser_fifo_depth, counter_bits=64)
 
         # The cycle a run starts: the engine leaves OFF (to RUN, or to ERROR on a
         # misaligned configuration) exactly when it is OFF with ENABLE high.
