@@ -298,7 +298,8 @@ class TickDMA(wiring.Component):
             q_wr.addr.eq(produce), q_wr.en.eq(q_wen),
             q_rd.addr.eq(consume),
             nxt_load.eq(do_valid & (~nxt_valid | take)),
-            q_ren.eq(q_any & (~do_valid | nxt_load)),
+            # (= q_any & (~do_valid | nxt_load), written as one LUT after ``take``)
+            q_ren.eq(q_any & (~(do_valid & nxt_valid) | take)),
         ]
         # The level's flags for the next cycle come from comparisons of the level
         # itself, selected by the late write/read strobes (no adder after them).
@@ -408,8 +409,10 @@ class TickDMA(wiring.Component):
         # ``room``: a write may be loaded (one fewer outstanding than the limit, counting
         # the one loaded and the one answered in this cycle), as a register.
         room = Signal(init=1)
-        m.d.sync += room.eq(inflight.level + inflight.w_en - (bus.bvalid & inflight.r_rdy)
-                            < self.max_outstanding)
+        b_inc = inflight.w_en & ~(bus.bvalid & inflight.r_rdy)
+        b_dec = ~inflight.w_en & bus.bvalid & inflight.r_rdy
+        m.d.sync += room.eq(Mux(b_inc, inflight.level < self.max_outstanding - 1,
+                                Mux(b_dec, 1, inflight.level < self.max_outstanding)))
         ack_ring = Signal()
         m.d.comb += ack_ring.eq(bus.bvalid & inflight.r_rdy & inflight.r_data)
         with m.If(bus.bvalid):
@@ -446,11 +449,20 @@ class TickDMA(wiring.Component):
         # a shadow head that is behind when there is nothing else (idle).
         # A shadow write started by a stale ``idle_late`` costs at most one write's
         # delay to an entry that arrived meanwhile; the run stops on ``idle`` itself.
-        can_load = active & room & free
+        # The register-only half of each decision is formed in parallel with ``free``
+        # (the half that depends on the bus's readies), so that ``take`` is one LUT
+        # after ``free``.
+        ready_to_load = Signal()
+        want_shadow = Signal()
+        want_entry = Signal()
         m.d.comb += [
-            shadow_load.eq(can_load & (hit | (behind & idle_late))),
-            take.eq(can_load & ~hit & ~pend_tick & nxt_valid),
+            ready_to_load.eq(active & room),
+            want_shadow.eq(ready_to_load & (hit | (behind & idle_late))),
+            want_entry.eq(ready_to_load & ~hit & ~pend_tick & nxt_valid),
+            shadow_load.eq(free & want_shadow),
+            take.eq(free & want_entry),
         ]
+        can_load = free & ready_to_load
         # Statistics take their increment a cycle late (off the decision path).
         event_loaded = Signal()
         m.d.sync += event_loaded.eq(0)

@@ -80,6 +80,7 @@ class Result:
     drop_events: int = 0
     bus_errors: int = 0
     idle_marks: list = field(default_factory=list)   # (cycle, offered so far) when a gap began
+    most_pending: int = 0
 
 
 class AxiWriteMemory:
@@ -100,6 +101,7 @@ class AxiWriteMemory:
         self.memory: dict = {}
         self.ring_acks = 0
         self.errors_sent = 0
+        self.most_pending = 0        # most writes seen waiting for their B response
         self.stall_aw = None         # AW payload offered but not accepted last cycle
         self.stall_w = None
 
@@ -130,6 +132,10 @@ class AxiWriteMemory:
         if s["awvalid"] and s["awready"]:
             kind = self.check_aw(*aw)
             self.aws.append((kind, *aw))
+            # accepted writes without their B response yet, this one included
+            pending_b = len(self.aws) + len(self.bq) - bool(s["bvalid"] and s["bready"])
+            assert pending_b <= self.cfg.max_outstanding, f"{pending_b} writes outstanding"
+            self.most_pending = max(self.most_pending, pending_b)
         if s["wvalid"] and s["wready"]:
             self.beats.append(w)
         if s["bvalid"] and s["bready"]:
@@ -247,6 +253,7 @@ def run_dma(cfg: Config, *, dut: TickDMA | None = None, runs: int = 1) -> list[R
                         break
             res = Result(cfg, offered, mem.ring_log, mem.shadow_log, mem.memory, now - start,
                          mem.errors_sent, idle_marks=idle_marks)
+            res.most_pending = mem.most_pending
             res.head = ctx.get(dut.head)
             res.dropped = ctx.get(dut.dropped)
             res.drop_events = ctx.get(dut.drop_events)
@@ -476,3 +483,13 @@ def test_full_rate_64_keeps_the_bus_busy():
 def test_queue_of_fewer_than_four_is_refused():
     with pytest.raises(ValueError, match="fifo_depth"):
         TickDMA(fifo_depth=3)
+
+
+@pytest.mark.parametrize("outstanding", [1, 3])
+def test_outstanding_writes_bounded(outstanding):
+    # Slow responses: the engine stops loading writes at max_outstanding (the memory
+    # model asserts it at every AW) and reaches it.
+    cfg = Config(n_ticks=60, rate=0.5, max_outstanding=outstanding, b_latency=(10, 20), fifo_depth=64, log2=4)
+    (res,) = run_dma(cfg)
+    check(res)
+    assert res.dropped == 0 and res.most_pending == outstanding
