@@ -685,6 +685,18 @@ def _plan_name(plan) -> str:
     return scripts[0]
 
 
+def _extract(plan, out: Path) -> None:
+    # BuildPlan.extract changes the process's working directory: not with threads about.
+    for filename, content in plan.files.items():
+        rel = Path(filename)
+        if rel.is_absolute() or ".." in rel.parts:
+            raise ValueError(f"build plan file outside the build directory: {filename!r}")
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, str):
+            content = content.encode("utf-8")
+        (out / rel).write_bytes(content)
+
+
 def build_board(plan, out_dir: Path | str, part: Part, *, seed: int = 1, board: str | None = None,
                 progress: Progress | None = None) -> BoardBuild:
     """Build an Amaranth ECP5 build plan into a bitstream in ``out_dir``.
@@ -707,7 +719,7 @@ def build_board(plan, out_dir: Path | str, part: Part, *, seed: int = 1, board: 
     out.mkdir(parents=True, exist_ok=True)
     name = _plan_name(plan)
     label = board or name
-    plan.extract(out)
+    _extract(plan, out)
     times: dict[str, float] = {}
     times["yosys"] = run_tool("yosys", [f"{name}.ys"], out, "yosys.log", progress=progress, label=f"yosys {label}")
     args = [*nextpnr_device_args(part), "--json", f"{name}.json", "--lpf", f"{name}.lpf", "--textcfg",
@@ -740,6 +752,18 @@ def _core_designs() -> dict[str, object]:
     from .parser import ItchParser
     from .top import WiretickTop
     return {"core": WiretickTop(), "parser": ItchParser()}
+
+
+def _kept(e: ToolError, design: str) -> ToolError:
+    """The error again, its log copied out of the temporary build directory (into the working directory)."""
+    if e.log is None or not e.log.exists():
+        return e
+    kept = Path.cwd() / f"wiretick-bench-build-{design}-{e.log.name}"
+    shutil.copyfile(e.log, kept)
+    if isinstance(e, DoesNotFit):
+        return DoesNotFit(e.part, e.utilisation, log=kept, tail=e.tail)
+    text = str(e).split(": ", 1)[1].rsplit(" (log: ", 1)[0]
+    return ToolError(e.tool, f"{design}: {text}", log=kept, tail=e.tail)
 
 
 def parser_latency_cycles() -> int:
@@ -788,7 +812,10 @@ def bench_build(seeds: int = 3, *, boards: bool = True, freq_mhz: float = CORE_C
         latency = parser_latency_cycles()
         modules = {}
         for name, fut in synth.items():
-            t_yosys = fut.result()
+            try:
+                t_yosys = fut.result()
+            except ToolError as e:
+                raise _kept(e, name) from e
             modules[name] = (module_stages((root / name / "top.il").read_text()), t_yosys)
 
         def pnr(name: str, seed: int) -> OocBuild:
@@ -802,7 +829,10 @@ def bench_build(seeds: int = 3, *, boards: bool = True, freq_mhz: float = CORE_C
 
         jobs = {name: [pool.submit(pnr, name, s) for s in seed_list] for name in designs}
         for name, futs in jobs.items():
-            builds = [f.result() for f in futs]
+            try:
+                builds = [f.result() for f in futs]
+            except ToolError as e:
+                raise _kept(e, name) from e
             best = _median_build(builds)
             r = best.report
             fmax = statistics.median(b.report.fmax_mhz for b in builds)

@@ -277,7 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="name the ring (/dev/shm/NAME) so strategies can attach while it runs; it stays after")
     s.add_argument("--nslots", type=int, default=1 << 16, help="ring slots, a power of two (default 2^16)")
     _add_filter_options(s)
-    s.set_defaults(func=cmd_sim)
+    _add_shard_options(s)
+    s.set_defaults(func=cmd_sim_or_shards)
 
     b = sub.add_parser("bench", help="run benchmark suites and write named figures as JSON",
                        description="Run benchmark suites; prints the figures as JSON (and writes --json).")
@@ -291,7 +292,70 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_build_parser(sub)
     _add_bbo_parser(sub)
+    _add_regress_parser(sub)
     return p
+
+
+# ---------------------------------------------------------------- sharded runs (sim/shard.py, issue 14)
+
+def _add_shard_options(p: argparse.ArgumentParser) -> None:
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=_positive_int, default=1,
+                       help="split the capture into shards run by N worker processes of a local Dask cluster "
+                            "(fast engine; the output equals the one-worker run's; default 1: no cluster)")
+    where.add_argument("--scheduler", metavar="ADDR",
+                       help="run the shards on an existing Dask cluster (tcp://HOST:PORT); the capture and "
+                            "the output must be on storage every worker reaches")
+
+
+def cmd_sim_or_shards(args: argparse.Namespace) -> int:
+    if args.workers == 1 and args.scheduler is None:
+        return cmd_sim(args)
+    from wiretick.sim.shard import check_scheduler, sharded_sim
+    if args.engine != "fast" or args.waves or args.ring:
+        raise UsageError("--workers/--scheduler run the fast engine into the output only "
+                         "(no --engine cocotb, --waves or --ring)")
+    if args.scheduler is not None:
+        check_scheduler(args.scheduler)
+    res = sharded_sim(args.capture, args.output, _config(args), workers=args.workers, scheduler=args.scheduler,
+                      log=sys.stderr)
+    print(format_counters(res.counters), file=sys.stderr)
+    where = f"on {args.scheduler}" if args.scheduler else f"on {args.workers} local workers"
+    print(f"wrote {res.ticks} ticks to {args.output}: {res.shards} shards {where} in {res.wall_s:.2f} s "
+          f"({res.cycles} cycles, {res.shard_wall_s:.2f} s of device runs)", file=sys.stderr)
+    return 0
+
+
+def cmd_regress(args: argparse.Namespace) -> int:
+    from wiretick.sim.shard import check_scheduler, format_table, regress
+    if args.scheduler is not None:
+        check_scheduler(args.scheduler)
+    if args.json and not Path(args.json).resolve().parent.is_dir():
+        raise UsageError(f"--json: directory {Path(args.json).resolve().parent} does not exist")
+    rows = regress(args.paths, _config(args), engine=args.engine, workers=args.workers, scheduler=args.scheduler,
+                   log=sys.stderr)
+    sys.stdout.write(format_table(rows))
+    if args.json:
+        write_atomic(Path(args.json), json.dumps([r.as_dict() for r in rows], indent=2) + "\n")
+    failed = [r for r in rows if r.result != "ok"]
+    print(f"{len(rows) - len(failed)}/{len(rows)} captures equal the reference model", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _add_regress_parser(sub) -> None:
+    p = sub.add_parser("regress", help="captures through the RTL and the reference model, compared field by field",
+                       description="Run every capture (files, directories of .pcap/.pcapng, globs) through the "
+                                   "device's RTL and through the reference decoder and compare every tick field "
+                                   "but ts_rx, and every counter. A table on stdout (capture, messages, ticks, "
+                                   "result, first differing field and tick); exit 1 on any mismatch.")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="capture files, directories or globs")
+    p.add_argument("--engine", choices=("fast", "cocotb"), default="fast",
+                   help="fast: Verilator + C++ harness, captures in shards (default); cocotb: the cocotb testbench")
+    _add_shard_options(p)
+    p.set_defaults(workers=2)
+    p.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
+    _add_filter_options(p)
+    p.set_defaults(func=cmd_regress)
 
 
 # ---------------------------------------------------------------- wiretick build (hdl/flow.py)
@@ -353,7 +417,8 @@ def _add_build_parser(sub) -> None:
                        description="Build the board design into a bitstream: the tools' logs and reports, "
                                    "summary.json and summary.txt (every clock's Fmax against its constraint, "
                                    "LUT4/FF/block RAM/DSP use against the part, time per tool) go to the "
-                                   "output directory, also when a step fails.")
+                                   "output directory; when a tool fails, its log stays there and its last "
+                                   "lines are printed.")
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--board", metavar="NAME", help="the board to build (see --list)")
     which.add_argument("--list", action="store_true", help="name the boards and their parts")

@@ -265,3 +265,87 @@ def test_board_build_of_a_blinky(tmp_path):
     assert set(summary["times_s"]) == {"yosys", "nextpnr-ecp5", "ecppack", "total"}
     text = (out / "summary.txt").read_text()
     assert clock in text and "LUT4" in text and "met" in text
+
+
+# ---------------------------------------------------------------- wiretick build
+
+
+class _LongPath(Elaboratable):
+    """Twelve dependent 32-bit adds between two registers: well below 100 MHz."""
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.led = led = hdl_io.Buffer("o", platform.request("led", 0, dir="-"))
+        a, b, q = Signal(32), Signal(32), Signal()
+        x = a
+        for k in range(12):
+            y = Signal(32, name=f"y{k}")        # a signal each: an expression would copy x twice a level
+            m.d.comb += y.eq((x + b) ^ (x >> 1))
+            x = y
+        m.d.sync += [a.eq(a + 1), b.eq(b + 3), q.eq(x.xor())]
+        m.d.comb += led.o.eq(q)
+        return m
+
+
+class _TinyBoard:
+    """A board of wiretick.hdl.boards' shape: the Versa's platform around a test design."""
+    description = "a test design on the Versa's platform"
+
+    def __init__(self, name: str, design):
+        from amaranth_boards.versa_ecp5_5g import VersaECP55GPlatform
+        self.name, self.design, self.platform = name, design, VersaECP55GPlatform
+        self.device, self.package, self.speed = VersaECP55GPlatform.device, VersaECP55GPlatform.package, "8"
+
+    def plan(self, seed: int = 1):
+        return self.platform().prepare(self.design(), name="tiny")
+
+
+def _with_board(monkeypatch, board: _TinyBoard) -> None:
+    from wiretick.hdl.boards import BOARDS
+    monkeypatch.setitem(BOARDS, board.name, board)
+
+
+def test_build_list_names_every_board(capsys):
+    from wiretick.hdl.boards import BOARDS
+    from wiretick.host.cli import main
+    assert main(["build", "--list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [ln.split()[0] for ln in lines] == list(BOARDS)
+    for ln, board in zip(lines, BOARDS.values()):
+        assert board.device in ln and board.description in ln
+
+
+def test_build_of_an_unknown_board_is_one_line(capsys):
+    from wiretick.host.cli import main
+    assert main(["build", "--board", "no-such-board"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unknown board 'no-such-board'" in err and "--list" in err
+
+
+def test_build_prints_the_failed_tools_tail_then_one_line(monkeypatch, tmp_path, capsys):
+    from wiretick.host.cli import main
+    _with_board(monkeypatch, _TinyBoard("broken", _Unknown))
+    assert main(["build", "--board", "broken", "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    log = tmp_path / "out" / "yosys.log"
+    assert err[0].startswith("yosys broken: failed in ")        # the progress line of the step
+    assert err[1] == f"last lines of {log}:"
+    assert any("no_such_cell_anywhere" in ln for ln in err[2:-1])
+    assert err[-1].startswith("wiretick build: error: yosys: failed with exit status") and str(log) in err[-1]
+    assert not (tmp_path / "out" / "summary.json").exists()
+
+
+@pytest.mark.slow
+def test_build_that_misses_its_clock_exits_2_with_the_summary_written(monkeypatch, tmp_path, capsys):
+    from wiretick.host.cli import main
+    _with_board(monkeypatch, _TinyBoard("slow-path", _LongPath))
+    out = tmp_path / "out"
+    assert main(["build", "--board", "slow-path", "-o", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert "NOT MET" in captured.out
+    assert captured.err.splitlines()[-1].startswith("wiretick build: error: nextpnr-ecp5: timing not met: ")
+    summary = json.loads((out / "summary.json").read_text())
+    assert not summary["timing_met"] and (out / "tiny.bit").exists()
+    (c,) = summary["clocks"].values()
+    assert c["achieved_mhz"] < c["constraint_mhz"] == pytest.approx(100)
+    assert main(["build", "--board", "slow-path", "-o", str(out), "--allow-timing-fail"]) == 0
