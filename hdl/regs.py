@@ -352,7 +352,7 @@ class RegisterFile(_Component):
         latch happens on that cycle, before the write's B response can reach the host).
 
     Reads take three cycles from the AR handshake: the word address is registered,
-    then a word is selected within each group of 32 words into a register, then the
+    then a word is selected within each group of 16 words into a register, then the
     group is selected.
     """
 
@@ -457,7 +457,7 @@ class RegisterFile(_Component):
             return Const(0, r.width)     # wo
 
         # The AR handshake registers the word address; the next cycle selects a word
-        # within each group of 32 (a binary multiplexer tree; unmapped words are
+        # within each group of 16 (a binary multiplexer tree; unmapped words are
         # constant 0 and fold away, as do groups with nothing mapped) into a register
         # per group, and the cycle after selects the group.  ``snap`` words read 0
         # until the first snapshot after reset.  The data is on R three cycles after
@@ -495,7 +495,7 @@ class RegisterFile(_Component):
                 return lo
             return Mux(sel[bit], hi, lo)
 
-        low = min(5, len(raddr))
+        low = min(4, len(raddr))
         group_words = 1 << low
         group_at: list = []
         for g in range(0, n_words, group_words):
