@@ -349,3 +349,18 @@ def test_build_that_misses_its_clock_exits_2_with_the_summary_written(monkeypatc
     (c,) = summary["clocks"].values()
     assert c["achieved_mhz"] < c["constraint_mhz"] == pytest.approx(100)
     assert main(["build", "--board", "slow-path", "-o", str(out), "--allow-timing-fail"]) == 0
+
+
+def test_bench_keeps_a_failed_tools_log_out_of_its_temporary_directory(monkeypatch, tmp_path):
+    from wiretick.hdl.flow import _kept
+    build = tmp_path / "tmpbuild"
+    build.mkdir()
+    with pytest.raises(ToolError) as e:
+        synthesise(_Unknown(), build)
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    kept = _kept(e.value, "core")
+    assert kept.log == cwd / "wiretick-bench-build-core-yosys.log"
+    assert kept.log.read_text() == e.value.log.read_text() and kept.tail == e.value.tail
+    assert str(kept).startswith("yosys: core: failed with exit status") and str(kept.log) in str(kept)
