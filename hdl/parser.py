@@ -26,6 +26,7 @@ from .builder import TickBuilder
 from .common import mac_beat_layout
 from .counters import CounterBank
 from .header import HeaderParser
+from .regs import COUNTER_BITS
 from .sequencer import Sequencer, preload_layout
 from .splitter import BlockSplitter
 from .tick import TickLayout
@@ -90,7 +91,7 @@ class ItchParser(wiring.Component):
         each leaves a hole in ``seq``.
     """
 
-    def __init__(self, width: int = 8, fifo_depth: int = 16, counter_bits: int = 32):
+    def __init__(self, width: int = 8, fifo_depth: int = 16, counter_bits: int = COUNTER_BITS):
         self.width = width
         self.fifo_depth = fifo_depth
         self.counter_bits = counter_bits

@@ -70,11 +70,13 @@ SEQUENCER_COUNTERS = tuple(_counter_widths())
 class Sequencer(wiring.Component):
     """Sequence processing (docs/reference-model.md) and the tick output queue.
 
-    A tick is written to a :class:`~amaranth.lib.fifo.SyncFIFO` in the cycle it is
-    made and is on ``o_tick`` from the next cycle.  With ``o_tick.ready`` held high
-    the queue never holds more than one tick.  If the consumer stalls longer than
-    the queue is deep, ticks that find it full are not written: each one pulses
-    ``o_lost`` (the top counts them) and leaves a hole in ``seq``.
+    A tick is registered in the cycle it is made and is on ``o_tick`` from the next
+    cycle: straight from that register while the consumer is ready and nothing is
+    queued (always, behind the DMA engine), else through a
+    :class:`~amaranth.lib.fifo.SyncFIFO` of ``depth`` ticks.  If the consumer stalls
+    longer than the queue is deep, ticks that find it full are not written: each one
+    pulses ``o_lost`` (a cycle after it was made; the top counts them) and leaves a
+    hole in ``seq``.
 
     Parameters
     ----------
@@ -153,7 +155,6 @@ class Sequencer(wiring.Component):
         r_missing = Signal(64)              # S - expected
         r_feed = Signal(64)
         r_dup = Signal()
-        r_index0 = Signal()
         dup_lim = Signal(_DUP_BITS)         # messages numbered below S + dup_lim are duplicates
         ts = Signal(64)
 
@@ -180,20 +181,17 @@ class Sequencer(wiring.Component):
         idx = blk.msg.index
         m.d.sync += [
             r_feed.eq(s_pkt + idx),
-            r_index0.eq(idx == 0),
-            r_dup.eq(idx < dup_lim),
+            # Block 0 may end in the beat right after the start beat, before dup_lim is
+            # written; its test is whether S itself was delivered, from the start
+            # registers (written a cycle before, held until the next packet).
+            r_dup.eq(chk & Mux(idx == 0, ~r_new & r_behind, idx < dup_lim)),
         ]
 
         # ------------------------------------------------ cycle 2: the tick
         gap = Signal()
         m.d.comb += gap.eq(r_start & chk & ~r_new & r_ahead)
-        # Block 0 may end in the beat right after the start beat, before dup_lim is
-        # written; its test is whether S itself was delivered, straight from the start
-        # registers (they hold until the next packet).
-        dup0 = chk & ~r_new & r_behind
         msg_valid = self.i_built.valid & self.i_ok.msg
-        dup = Signal()
-        m.d.comb += dup.eq(Mux(r_index0, dup0, r_dup))
+        dup = r_dup
         emit_msg = msg_valid & ~dup
 
         # Tick numbering, the frame's released range, and the pending abort event.
@@ -233,13 +231,20 @@ class Sequencer(wiring.Component):
         emit = Signal()
         m.d.comb += emit.eq(abort_pend | frame_tick)
 
+        # The tick is registered, then goes out directly when the queue is empty and the
+        # consumer ready (always, behind the DMA engine), else through the queue: the
+        # tick's decision drives one register, not the queue's write port and level.
+        tick_r = Signal(TICK_BITS)
+        tick_v = Signal()
+        m.d.sync += [tick_r.eq(tick.as_value()), tick_v.eq(emit)]
         fifo = m.submodules.fifo = SyncFIFO(width=TICK_BITS, depth=self.depth)
+        queued = tick_v & (fifo.r_rdy | ~self.o_tick.ready)
         m.d.comb += [
-            fifo.w_en.eq(emit),
-            fifo.w_data.eq(tick.as_value()),
-            self.o_lost.eq(emit & ~fifo.w_rdy),
-            self.o_tick.valid.eq(fifo.r_rdy),
-            self.o_tick.payload.as_value().eq(fifo.r_data),
+            fifo.w_en.eq(queued),
+            fifo.w_data.eq(tick_r),
+            self.o_lost.eq(queued & ~fifo.w_rdy),
+            self.o_tick.valid.eq(fifo.r_rdy | tick_v),
+            self.o_tick.payload.as_value().eq(Mux(fifo.r_rdy, fifo.r_data, tick_r)),
             fifo.r_en.eq(self.o_tick.ready),
         ]
         with m.If(emit):
