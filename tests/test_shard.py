@@ -117,7 +117,7 @@ def test_a_shard_that_fails_twice_is_one_error(tmp_path, client):
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "wiretick.host.cli", *args], capture_output=True, text=True,
-                          timeout=120)
+                          timeout=900)     # a first run builds the model (minutes on a loaded machine)
 
 
 def test_cli_unreachable_scheduler_and_bad_capture(tmp_path):
