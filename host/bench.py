@@ -176,6 +176,11 @@ def _bench_book(messages: int, log: TextIO | None = None) -> dict[str, float]:
     return bench_book(messages, log=log)
 
 
+def _bench_scale(messages: int, log: TextIO | None = None) -> dict[str, float]:
+    from wiretick.sim.shard import bench_scale
+    return bench_scale(messages, log=log)
+
+
 #: Every suite by name: ``wiretick bench NAME``.
 SUITES: dict[str, Callable[..., dict[str, float]]] = {
     "decode": bench_decode,
@@ -184,6 +189,7 @@ SUITES: dict[str, Callable[..., dict[str, float]]] = {
     "sim": _bench_sim,
     "build": _bench_build,
     "book": _bench_book,
+    "scale": _bench_scale,
 }
 
 

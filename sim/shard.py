@@ -46,7 +46,8 @@ from wiretick.host.decode import DecodeConfig, Decoder, SequenceState
 from wiretick.host.errors import WiretickError
 
 __all__ = ["ShardError", "Shard", "ShardPlan", "ShardResult", "plan_shards", "run_shard", "dask_client",
-           "sharded_sim", "RegressRow", "regress", "collect_captures", "first_difference", "check_scheduler"]
+           "sharded_sim", "RegressRow", "regress", "collect_captures", "first_difference", "check_scheduler",
+           "format_table", "bench_scale"]
 
 #: Frames per shard when the caller does not say: small enough that a shard's ticks
 #: fit in memory many times over, large enough that a device's start-up is noise.
@@ -602,3 +603,53 @@ def format_table(rows: list[RegressRow]) -> str:
     lines = ["  ".join(c.ljust(w) if i in (0, 3, 4) else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths)))
              .rstrip() for line in [head] + body]
     return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------ speed
+
+def bench_scale(messages: int, log: TextIO | None = None, *, shards: int = 8) -> dict[str, float]:
+    """``wiretick bench scale``: one generated feed replayed sharded with 1 and with 2 workers, same run.
+
+    Both runs cut the feed into the same ``shards`` and differ only in the
+    number of worker processes of their local cluster; cluster start-up is
+    measured apart (``scale.cluster_start_s``).  ``per_worker_device``: messages
+    per second of device time (the shards' own runs, summed); ``shard_overhead_s``:
+    what a shard costs beyond that (a fresh device, reading its frames, writing its rows,
+    scheduling), from the one-worker run; ``plan_s``: the reference model's pass.
+    """
+    import tempfile
+
+    from wiretick.host.bench import loadavg
+    from wiretick.host.gen import GenConfig, generate_to_file
+
+    from .fast import build_library
+
+    build_library(log=log)
+    figures: dict[str, float] = {}
+    load_before = loadavg()
+    with tempfile.TemporaryDirectory(prefix="wiretick-bench-scale-") as d:
+        cap = Path(d) / "feed.pcap"
+        generate_to_file(cap, GenConfig(messages=messages, symbols=500, seed=1, ab=True, gap_rate=0.001))
+        t0 = time.perf_counter()
+        plan = plan_shards(cap, shards=shards)
+        figures["scale.plan_s"] = time.perf_counter() - t0
+        for workers in (1, 2):
+            t0 = time.perf_counter()
+            with dask_client(workers) as client:
+                client.wait_for_workers(workers)
+                figures[f"scale.cluster_start_s.workers_{workers}"] = time.perf_counter() - t0
+                res = sharded_sim(cap, Path(d) / f"w{workers}.npy", shards=shards, client=client, log=None)
+            figures[f"scale.msgs_per_s.workers_{workers}"] = messages / res.wall_s
+            if log is not None:
+                print(f"scale: {workers} worker(s): {res.wall_s:.2f} s, {messages / res.wall_s:,.0f} msgs/s",
+                      file=log)
+            if workers == 1:
+                figures["scale.msgs_per_s.per_worker_device"] = messages / res.shard_wall_s
+                figures["scale.shard_overhead_s"] = max(
+                    0.0, (res.wall_s - figures["scale.plan_s"] - res.shard_wall_s) / len(plan.shards))
+        figures["scale.efficiency.workers_2"] = (figures["scale.msgs_per_s.workers_2"]
+                                                 / (2 * figures["scale.msgs_per_s.workers_1"]))
+    figures["scale.messages"] = messages
+    figures["scale.shards"] = len(plan.shards)
+    figures["scale.loadavg_1m"] = max(load_before, loadavg())
+    return figures
