@@ -234,7 +234,7 @@ class TickDMA(wiring.Component):
         left = Signal(L, reset_less=True)       # mask - slot: slots after the next before the ring wraps
         at_last = Signal()                      # slot == mask (left == 0), kept as a register
         mask_zero = Signal()                    # a one-slot ring
-        lap_next = Signal(4)                    # lap tag of the next slot
+        lap_next = Signal(4, reset_less=True)   # lap tag of the next slot
         cur_lap = Signal(4)                     # lap tag of the write in progress
 
         pending = Signal(64, reset_less=True)  # drops not yet attached to a queue entry
