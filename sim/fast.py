@@ -265,11 +265,15 @@ class FastSim:
         Load the build that can write waves in that format (needed for :meth:`trace`).
     top_kw : dict
         :class:`~wiretick.hdl.top.WiretickTop` parameters (a build per set).
+    library : path, optional
+        Load this build of :func:`build_library` (built with the same ``top_kw``)
+        instead of finding or building the one of the sources as they are now.
     """
 
-    def __init__(self, *, trace: str | bool | None = None, log=None, **top_kw):
+    def __init__(self, *, trace: str | bool | None = None, log=None, library: str | os.PathLike | None = None,
+                 **top_kw):
         from wiretick.hdl.top import DEFAULT_NS_PER_CYCLE
-        self.lib_path = build_library(trace=trace, log=log, **top_kw)
+        self.lib_path = Path(library) if library is not None else build_library(trace=trace, log=log, **top_kw)
         self._lib = _load(self.lib_path)
         self.ns_per_cycle = Fraction(top_kw.get("ns_per_cycle", DEFAULT_NS_PER_CYCLE))
         self._h = self._lib.wt_create(float(self.ns_per_cycle * 1000))

@@ -100,6 +100,7 @@ class ShardResult:
     cycles: int
     wall_s: float
     difference: tuple[int, str] | None = None     # (row in the whole run, field) of the first mismatch
+    model: str = ""                               # the build of the design it ran (its cache key)
 
 
 # ------------------------------------------------------------------ planning
@@ -201,16 +202,19 @@ def first_difference(got: np.ndarray, want: np.ndarray) -> tuple[int, str] | Non
 
 
 def run_shard(capture: str, config: DecodeConfig, shard: Shard, output: str | None = None, *,
-              compare: bool = False, nslots: int = 1 << 16, gap: int = 3) -> ShardResult:
+              compare: bool = False, nslots: int = 1 << 16, gap: int = 3, library: str | None = None) -> ShardResult:
     """Run ``shard`` of ``capture`` on a fresh simulated device (the fast engine) joined in ``shard.state``.
 
     Its ticks, renumbered to the whole run's ``seq``, are written to their rows
     of the pre-sized .npy ``output`` (when given); with ``compare`` they are
     checked against the reference model's for the same frames from the same
-    state.  Runs on a Dask worker: everything it raises is a :class:`ShardError`.
+    state.  ``library``: the build to load (a local cluster's workers share the
+    client's, so every shard runs the same design even while the sources change);
+    None: this worker's own build of its installed sources.  Runs on a Dask
+    worker: everything it raises is a :class:`ShardError`.
     """
     try:
-        return _run_shard(capture, config, shard, output, compare=compare, nslots=nslots, gap=gap)
+        return _run_shard(capture, config, shard, output, compare=compare, nslots=nslots, gap=gap, library=library)
     except ShardError:
         raise
     except Exception as e:           # noqa: BLE001 - sent back to the client as one line
@@ -218,7 +222,7 @@ def run_shard(capture: str, config: DecodeConfig, shard: Shard, output: str | No
                          f"on {os.uname().nodename}: {type(e).__name__}: {e}") from None
 
 
-def _run_shard(capture, config, shard, output, *, compare, nslots, gap) -> ShardResult:
+def _run_shard(capture, config, shard, output, *, compare, nslots, gap, library) -> ShardResult:
     from wiretick.host.device import Device
     from wiretick.host.ring import DATA_OFFSET, OFF_HEAD, Ring, without_lap_tags
     from wiretick.host.tick import TICK_DTYPE
@@ -227,7 +231,8 @@ def _run_shard(capture, config, shard, output, *, compare, nslots, gap) -> Shard
     from .fast import FastBackend, FastSim
 
     parts: list[np.ndarray] = []
-    with FastSim() as sim:
+    with FastSim(library=library) as sim:
+        model = sim.lib_path.parent.name
         backend = FastBackend(sim)
         dev = Device(backend)
         try:
@@ -289,7 +294,7 @@ def _run_shard(capture, config, shard, output, *, compare, nslots, gap) -> Shard
                 mm.flush()
             finally:
                 del mm
-    return ShardResult(shard.index, len(ticks), counters, cycles, wall, difference)
+    return ShardResult(shard.index, len(ticks), counters, cycles, wall, difference, model)
 
 
 # ------------------------------------------------------------------ Dask
@@ -375,8 +380,9 @@ def _gather(client, fn, items: list, describe, *, log: TextIO | None, what: str,
             fut.cancel()
 
 
-def _shard_task(shard: Shard, *, capture: str, config: DecodeConfig, output: str | None, compare: bool) -> ShardResult:
-    return run_shard(capture, config, shard, output, compare=compare)
+def _shard_task(shard: Shard, *, capture: str, config: DecodeConfig, output: str | None, compare: bool,
+                library: str | None = None) -> ShardResult:
+    return run_shard(capture, config, shard, output, compare=compare, library=library)
 
 
 def _describe(shard: Shard) -> str:
@@ -428,14 +434,18 @@ def sharded_sim(capture: str | os.PathLike, output: str | os.PathLike, config: D
     try:
         mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=TICK_DTYPE, shape=(plan.ticks,))
         del mm
-        if client is None and scheduler is None:
+        library = None
+        if scheduler is None:
             from .fast import build_library
-            build_library(log=log)          # once here: the local workers find it in the cache
+            library = str(build_library(log=log))   # once here: the local workers load this very build
         with (contextlib.nullcontext(client) if client is not None else dask_client(workers, scheduler)) as cl:
             counters = {k: 0 for k in plan.counters}
             cycles, shard_wall, done = 0, 0.0, 0
+            models: set[str] = set()
             for _i, res in _gather(cl, _shard_task, list(plan.shards), _describe, log=log, what="shard",
-                                   capture=capture, config=config, output=str(tmp), compare=False):
+                                   capture=capture, config=config, output=str(tmp), compare=False,
+                                   library=library):
+                models.add(res.model)
                 for k, v in res.counters.items():
                     counters[k] = counters.get(k, 0) + v
                 cycles += res.cycles
@@ -443,6 +453,9 @@ def sharded_sim(capture: str | os.PathLike, output: str | os.PathLike, config: D
                 done += 1
                 _progress(log, f"shard {res.index + 1}/{len(plan.shards)} done: {res.ticks} ticks, "
                                f"{res.wall_s:.2f} s ({done}/{len(plan.shards)})")
+        if len(models) > 1:
+            raise ShardError(f"the workers ran different builds of the design ({', '.join(sorted(models))}): "
+                             f"install the same wiretick on every worker; no output written")
         if counters != plan.counters:
             name = next(k for k in plan.counters if counters.get(k) != plan.counters[k])
             raise ShardError(f"the shards' counters do not add up to the reference model's ({name}: "
@@ -562,9 +575,10 @@ def regress(paths: list[str], config: DecodeConfig | None = None, *, engine: str
                 rows[cap] = RegressRow(cap, ref.counters["messages"], ref.counters["ticks"], "ok")
         except (CaptureError, OSError) as e:
             rows[cap] = RegressRow(cap, 0, 0, "ERROR", str(e))
-    if tasks and client is None and scheduler is None and engine == "fast":
+    library = None
+    if tasks and scheduler is None and engine == "fast":
         from .fast import build_library
-        build_library(log=log)
+        library = str(build_library(log=log))
     if tasks:
         with (contextlib.nullcontext(client) if client is not None else dask_client(workers, scheduler)) as cl:
             items = [(str(Path(c).resolve()), s) for c, s in tasks]
@@ -574,7 +588,8 @@ def regress(paths: list[str], config: DecodeConfig | None = None, *, engine: str
                 return f"{c}" + (f" {_describe(s)}" if s is not None else "")
 
             done = 0
-            for i, res in _gather(cl, _regress_task, items, describe, log=log, what="regress", config=config):
+            for i, res in _gather(cl, _regress_task, items, describe, log=log, what="regress", config=config,
+                                  library=library):
                 cap, shard = tasks[i]
                 done += 1
                 row = rows[cap]
@@ -586,11 +601,11 @@ def regress(paths: list[str], config: DecodeConfig | None = None, *, engine: str
     return [rows[c] for c in captures]
 
 
-def _regress_task(item, *, config: DecodeConfig) -> ShardResult:
+def _regress_task(item, *, config: DecodeConfig, library: str | None) -> ShardResult:
     capture, shard = item
     if shard is None:
         return _cocotb_task(capture, config=config)
-    return run_shard(capture, config, shard, None, compare=True)
+    return run_shard(capture, config, shard, None, compare=True, library=library)
 
 
 def format_table(rows: list[RegressRow]) -> str:
