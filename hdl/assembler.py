@@ -9,7 +9,7 @@ so the beat's bytes go through one rotation and one lane mask before the registe
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -57,7 +57,8 @@ class MessageAssembler(wiring.Component):
     """Assemble message bodies described by the splitter's slots.
 
     Each beat writes the bytes of one message into the buffer: the message starting
-    in this beat (``nxt``) if any, else the one continuing (``msg``).  The beat is
+    in this beat (``nxt``, which must describe every body that begins in a beat, as
+    the splitter's does) if any, else the one continuing (``msg``).  The beat is
     rotated by the message's alignment (a barrel shifter) and written under a byte
     mask.  A message that ends in this beat (``msg.done``) is read as buffer bytes
     below ``msg.off`` and rotated beat lanes from there on; the next message may
@@ -123,35 +124,52 @@ class MessageAssembler(wiring.Component):
             return mask
 
         buf = [Signal(8 * n, name=f"buf{k}") for k, n in enumerate(sizes)]
-
-        # Each beat writes the bytes of one message: the one starting here if any,
-        # else the one continuing.  Its W bytes go to message offsets off .. off+W-1
-        # (off may be negative: a message starting within the beat).
+        NW = len(buf)
+        valid = self.i_blk.valid
         use_nxt = blk.nxt.valid
-        w_off = Signal(signed(8), name="w_off")
-        m.d.comb += w_off.eq(Mux(use_nxt, blk.nxt.off, blk.msg.off))
-        w_word = w_off >> lane_bits                          # floor(off / W)
-        w_data = rotated(Mux(use_nxt, blk.nxt.rot, blk.msg.rot), "w_data")
-        w_below = lanes_below(w_off[:lane_bits], "w_below")
-        with m.If(self.i_blk.valid & (blk.nxt.valid | blk.msg.valid)):
+
+        # Where the continuing message's bytes fall, decoded a beat ahead: the
+        # assembler follows ``msg.off`` itself (a body that begins in a beat continues
+        # at offset W - rot in the next one, then W more every beat), as a one-hot of
+        # the word it is in, a thermometer of the words below it, and the lane mask
+        # below it.  Reading and writing then select with registers only.
+        weq = Signal(NW + 1)      # bit k: off // W == k
+        wgt = Signal(NW)          # bit k: off // W > k
+        below = Signal(8 * W)     # lanes below off mod W
+        rot_n = blk.nxt.rot
+        with m.If(valid):
+            with m.If(use_nxt):
+                m.d.sync += [
+                    weq.eq(Mux(rot_n == 0, 0b10, 0b01)), wgt.eq(Mux(rot_n == 0, 0b1, 0)),
+                    below.eq(lanes_below((-rot_n)[:lane_bits], "below_n")),
+                ]
+            with m.Else():
+                m.d.sync += [weq.eq(weq << 1), wgt.eq((wgt << 1) | 1)]
+
+        # Each beat writes the bytes of one message: the one beginning here if any,
+        # else the one continuing.  A beginning body's W bytes go to message offsets
+        # -rot .. W-1-rot: word 0 from lane 0 up when rot is 0, else word 0's lanes
+        # below W - rot.
+        w_data = rotated(Mux(use_nxt, rot_n, blk.msg.rot), "w_data")
+        nxt_below = lanes_below((-rot_n)[:lane_bits], "nxt_below")
+        w_below = Mux(use_nxt, nxt_below, below)
+        with m.If(valid & (use_nxt | blk.msg.valid)):
             for k, b in enumerate(buf):
                 n = len(b)
-                with m.If(w_word == k):                      # lanes off mod W and up
+                hi = Mux(use_nxt, (rot_n == 0) if k == 0 else 0, weq[k])
+                lo = Mux(use_nxt, (rot_n != 0) if k == 0 else 0, weq[k - 1] if k else 0)
+                with m.If(hi):                               # lanes off mod W and up
                     m.d.sync += b.eq((w_data[:n] & ~w_below[:n]) | (b & w_below[:n]))
-                with m.Elif(w_word == k - 1):                # the lanes below it, one word on
+                with m.Elif(lo):                             # the lanes below it, one word on
                     m.d.sync += b.eq((w_data[:n] & w_below[:n]) | (b & ~w_below[:n]))
 
         # A message ending in this beat: bytes below ``off`` from the buffer, the rest
         # from the beat.
-        r_off = blk.msg.off
-        r_word = r_off >> lane_bits
         r_data = rotated(blk.msg.rot, "r_data")
-        r_below = lanes_below(r_off[:lane_bits], "r_below")
         words = []
         for k, b in enumerate(buf):
             n = len(b)
-            words.append(Mux(r_word > k, b,
-                             Mux(r_word == k, (b & r_below[:n]) | (r_data[:n] & ~r_below[:n]), r_data[:n])))
+            words.append(Mux(wgt[k], b, Mux(weq[k], (b & below[:n]) | (r_data[:n] & ~below[:n]), r_data[:n])))
         msg = self.o_msg.payload
         m.d.sync += [
             msg.bytes.as_value().eq(Cat(*words)),

@@ -69,14 +69,17 @@ def _assembler_beats(rng, n_msgs):
     sl, layout = slot_layout(W), split_beat_layout(W)
     words = []
     for base in range(0, len(stream), W):
-        touching = [(b, m, i) for b, m, i in placed if b < base + W and b + len(m) > base]
-        slots = []
-        for b, m, i in touching:
-            slots.append(pack(sl, valid=1, rot=b % W, off=(base - b) & 0xFF,
-                              done=int(b + len(m) <= base + W), type=m[0], index=i))
-        assert len(slots) <= 2
+        # As the splitter gives them: ``msg`` a body that began in an earlier beat,
+        # ``nxt`` one that begins in this beat.
+        slots = {}
+        for b, m, i in placed:
+            if b < base + W and b + len(m) > base:
+                name = "nxt" if b >= base else "msg"
+                assert name not in slots
+                slots[name] = pack(sl, valid=1, rot=b % W, off=(base - b) & 0xFF,
+                                   done=int(b + len(m) <= base + W), type=m[0], index=i)
         words.append(pack(layout, data=int.from_bytes(stream[base:base + W], "little"),
-                          msg=slots[0] if slots else 0, nxt=slots[1] if len(slots) > 1 else 0))
+                          msg=slots.get("msg", 0), nxt=slots.get("nxt", 0)))
     return words, placed
 
 
