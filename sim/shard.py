@@ -101,6 +101,7 @@ class ShardResult:
     wall_s: float
     difference: tuple[int, str] | None = None     # (row in the whole run, field) of the first mismatch
     model: str = ""                               # the build of the design it ran (its cache key)
+    cpu_s: float = 0.0                            # the worker's CPU time for the device run
 
 
 # ------------------------------------------------------------------ planning
@@ -244,7 +245,7 @@ def _run_shard(capture, config, shard, output, *, compare, nslots, gap, library)
             reader = Ring(setup.source)
             dev.start()
             budget = max(1, setup.nslots // 4)
-            t0, c0 = time.perf_counter(), sim.cycles
+            t0, c0, cpu0 = time.perf_counter(), sim.cycles, time.process_time()
 
             def drain() -> None:
                 for part in reader.poll_parts():
@@ -258,7 +259,7 @@ def _run_shard(capture, config, shard, output, *, compare, nslots, gap, library)
             backend.end_input()
             dev.stop()
             drain()
-            wall, cycles = time.perf_counter() - t0, sim.cycles - c0
+            wall, cycles, cpu = time.perf_counter() - t0, sim.cycles - c0, time.process_time() - cpu0
             counters = dev.counters()
             lost = reader.lost
             reader.close()
@@ -294,7 +295,7 @@ def _run_shard(capture, config, shard, output, *, compare, nslots, gap, library)
                 mm.flush()
             finally:
                 del mm
-    return ShardResult(shard.index, len(ticks), counters, cycles, wall, difference, model)
+    return ShardResult(shard.index, len(ticks), counters, cycles, wall, difference, model, cpu)
 
 
 # ------------------------------------------------------------------ Dask
@@ -404,6 +405,7 @@ class ShardedRun:
     wall_s: float
     cycles: int
     shard_wall_s: float          # the sum of the shards' own run times (device work, start-up excluded)
+    shard_cpu_s: float = 0.0     # the CPU time of those runs (what other jobs' load does not take)
 
 
 def sharded_sim(capture: str | os.PathLike, output: str | os.PathLike, config: DecodeConfig | None = None, *,
@@ -440,7 +442,7 @@ def sharded_sim(capture: str | os.PathLike, output: str | os.PathLike, config: D
             library = str(build_library(log=log))   # once here: the local workers load this very build
         with (contextlib.nullcontext(client) if client is not None else dask_client(workers, scheduler)) as cl:
             counters = {k: 0 for k in plan.counters}
-            cycles, shard_wall, done = 0, 0.0, 0
+            cycles, shard_wall, shard_cpu, done = 0, 0.0, 0.0, 0
             models: set[str] = set()
             for _i, res in _gather(cl, _shard_task, list(plan.shards), _describe, log=log, what="shard",
                                    capture=capture, config=config, output=str(tmp), compare=False,
@@ -450,6 +452,7 @@ def sharded_sim(capture: str | os.PathLike, output: str | os.PathLike, config: D
                     counters[k] = counters.get(k, 0) + v
                 cycles += res.cycles
                 shard_wall += res.wall_s
+                shard_cpu += res.cpu_s
                 done += 1
                 _progress(log, f"shard {res.index + 1}/{len(plan.shards)} done: {res.ticks} ticks, "
                                f"{res.wall_s:.2f} s ({done}/{len(plan.shards)})")
@@ -464,7 +467,8 @@ def sharded_sim(capture: str | os.PathLike, output: str | os.PathLike, config: D
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return ShardedRun(plan.ticks, counters, len(plan.shards), time.perf_counter() - t0, cycles, shard_wall)
+    return ShardedRun(plan.ticks, counters, len(plan.shards), time.perf_counter() - t0, cycles, shard_wall,
+                      shard_cpu)
 
 
 # ------------------------------------------------------------------ regression
@@ -645,6 +649,12 @@ def bench_scale(messages: int, log: TextIO | None = None, *, shards: int = 8) ->
     with tempfile.TemporaryDirectory(prefix="wiretick-bench-scale-") as d:
         cap = Path(d) / "feed.pcap"
         generate_to_file(cap, GenConfig(messages=messages, symbols=50, seed=1))     # `bench sim`'s feed
+        from wiretick.host.capture import open_capture
+        t0 = time.perf_counter()
+        with open_capture(cap) as c:
+            sum(len(b) for b in c)
+        # A shard's worker walks the capture's index up to its first frame.
+        figures["scale.index_walk_bytes_per_s"] = cap.stat().st_size / (time.perf_counter() - t0)
         t0 = time.perf_counter()
         plan = plan_shards(cap, shards=shards)
         figures["scale.plan_s"] = time.perf_counter() - t0
@@ -660,6 +670,7 @@ def bench_scale(messages: int, log: TextIO | None = None, *, shards: int = 8) ->
                       file=log)
             if workers == 1:
                 figures["scale.msgs_per_s.per_worker_device"] = messages / res.shard_wall_s
+                figures["scale.msgs_per_cpu_s.per_worker_device"] = messages / res.shard_cpu_s
                 figures["scale.shard_overhead_s"] = max(
                     0.0, (res.wall_s - figures["scale.plan_s"] - res.shard_wall_s) / len(plan.shards))
         figures["scale.efficiency.workers_2"] = (figures["scale.msgs_per_s.workers_2"]
