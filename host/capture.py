@@ -431,8 +431,21 @@ class Capture:
         buf = self._live_buf()
         return self._iter_pcap(buf) if self.format == "pcap" else self._iter_pcapng(buf)
 
-    def _iter_pcap(self, buf: np.ndarray) -> Iterator[FrameBatch]:
-        pos, end = self._start, self._size
+    def iter_from(self, record: int) -> Iterator[FrameBatch]:
+        """Classic pcap only: batches from the record whose header is at byte ``record``.
+
+        ``record`` must be a record header's offset (a frame's ``offset - 16``, as an
+        earlier iteration saw it): a worker replaying part of a file starts there
+        instead of walking the index from the start.
+        """
+        if self.format != "pcap":
+            raise ValueError(f"{self.path}: iter_from needs a classic pcap file, not {self.format}")
+        if not self._start <= record <= self._size:
+            raise self._err(record, f"no record can start at byte {record}")
+        return self._iter_pcap(self._live_buf(), record)
+
+    def _iter_pcap(self, buf: np.ndarray, start: int | None = None) -> Iterator[FrameBatch]:
+        pos, end = self._start if start is None else start, self._size
         while pos < end:
             self._live_buf()
             offset, length, ts, bad = self._arrays(end - pos)

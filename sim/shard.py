@@ -73,6 +73,7 @@ class Shard:
     state: SequenceState
     ticks: int
     counters: dict = field(default_factory=dict)
+    record: int | None = None        # classic pcap: byte offset of the first frame's record header
 
     @property
     def first_row(self) -> int:
@@ -111,12 +112,17 @@ def _slice(batch, lo: int, hi: int):
     return FrameBatch(batch.buf, batch.offset[lo:hi], batch.length[lo:hi], batch.ts_ns[lo:hi], batch.bad[lo:hi])
 
 
-def _frame_ranges(capture: str, first: int, count: int, batch_frames: int = 1 << 14) -> Iterator:
-    """Frame batches covering frames ``[first, first + count)`` of ``capture``, in order."""
+def _frame_ranges(capture: str, first: int, count: int, batch_frames: int = 1 << 14,
+                  record: int | None = None) -> Iterator:
+    """Frame batches covering frames ``[first, first + count)`` of ``capture``, in order.
+
+    ``record``: the byte offset of frame ``first``'s pcap record header, where the
+    walk starts (else it walks the index from the file's start).
+    """
     from wiretick.host.capture import open_capture
-    pos, end = 0, first + count
+    pos, end = (0, first + count) if record is None else (first, first + count)
     with open_capture(capture, batch_frames=batch_frames) as cap:
-        for batch in cap:
+        for batch in (cap if record is None else cap.iter_from(record)):
             n = len(batch)
             lo, hi = max(first - pos, 0), min(end - pos, n)
             if lo < hi:
@@ -159,8 +165,13 @@ def plan_shards(capture: str | os.PathLike, config: DecodeConfig | None = None, 
         batches = iter(cap)
         pending = None
         pos = 0
+        pcap = cap.format == "pcap"
         for i, (lo, hi) in enumerate(zip(starts, ends)):
             state, before = dec.state, dec.counters
+            if pending is None:
+                pending = next(batches, None)
+            # a pcap record header is 16 bytes, just before its frame
+            record = int(pending.offset[0]) - 16 if pcap and pending is not None else None
             need = hi - lo
             while need:
                 if pending is None:
@@ -172,7 +183,7 @@ def plan_shards(capture: str | os.PathLike, config: DecodeConfig | None = None, 
                 pos += take
             after = dec.counters
             counters = {k: after[k] - before[k] for k in after}
-            out.append(Shard(i, lo, hi - lo, state, counters["ticks"], counters))
+            out.append(Shard(i, lo, hi - lo, state, counters["ticks"], counters, record))
     return ShardPlan(capture, config, tuple(out), dec.counters["ticks"], dec.counters)
 
 
@@ -251,7 +262,7 @@ def _run_shard(capture, config, shard, output, *, compare, nslots, gap, library)
                 for part in reader.poll_parts():
                     parts.append(without_lap_tags(part))
 
-            for batch in _frame_ranges(capture, shard.first_frame, shard.frames):
+            for batch in _frame_ranges(capture, shard.first_frame, shard.frames, record=shard.record):
                 for lo, hi in reader_safe_chunks(batch.length, budget):
                     sim.push_frames(batch.buf, batch.offset[lo:hi], batch.length[lo:hi], batch.bad[lo:hi], gap)
                     drain()
@@ -275,7 +286,7 @@ def _run_shard(capture, config, shard, output, *, compare, nslots, gap, library)
     difference = None
     if compare:
         dec = Decoder(config, initial=None if shard.state == SequenceState() else shard.state)
-        ref = [dec.decode(b) for b in _frame_ranges(capture, shard.first_frame, shard.frames)]
+        ref = [dec.decode(b) for b in _frame_ranges(capture, shard.first_frame, shard.frames, record=shard.record)]
         want = np.concatenate(ref) if ref else np.zeros(0, TICK_DTYPE)
         diff = first_difference(ticks, want)
         if diff is None and counters != dec.counters:

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from wiretick.hdl.sim import make_frame
-from wiretick.host.capture import FrameBatch, write_pcap
+from wiretick.host.capture import FrameBatch, read_frames, write_pcap, write_pcapng
 from wiretick.host.decode import DecodeConfig, decode_file
 from wiretick.host.frames import encode_message
 from wiretick.host.gen import GenConfig, generate_to_file
@@ -145,3 +145,14 @@ def test_cli_workers_2_equals_workers_1(tmp_path):
     # the counters summary on stderr is the same
     tail = r1.stderr.split("wrote")[0].strip().splitlines()[-6:]
     assert tail and all(line in r2.stderr for line in tail)
+
+
+def test_pcap_shards_start_at_their_record_and_pcapng_shards_walk(tmp_path, client, sim):
+    path = tmp_path / "feed.pcap"
+    generate_to_file(path, GenConfig(messages=1_500, symbols=5, seed=6, ab=True, gap_rate=0.02))
+    plan = plan_shards(path, shards=3)
+    assert all(s.record is not None for s in plan.shards) and plan.shards[0].record == 24
+    ng = tmp_path / "feed.pcapng"
+    write_pcapng(ng, read_frames(path))
+    assert all(s.record is None for s in plan_shards(ng, shards=3).shards)
+    _same_as_one_device(ng, tmp_path, client, sim, shards=3)
