@@ -30,7 +30,7 @@ beat from what stage A has and has not seen yet.
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -218,25 +218,37 @@ class BlockSplitter(wiring.Component):
         def present(lane):
             return ~beat.last | (lane < beat.nbytes)
 
-        # Per-lane candidates, in parallel: if the 2nd length byte were in lane j.
-        L_c, rel_c, d1_c, short_c = [], [], [], []
+        # Per-lane candidates, in parallel: if the 2nd length byte were in lane j, the
+        # block's last byte is ``j + L`` bytes from this beat's lane 0.  What the next
+        # beat's registers need of it is computed from the length bytes directly (no
+        # adder before the pick): whether it ends in the next beat (``d1``: only a
+        # length of 12..15 can), in which lane, and whether the next block's length or
+        # type byte follow in that same beat.  The beat countdown takes the adder, off
+        # the fast path.
+        cands = {n: [] for n in ("L", "short", "d1", "el", "xl1", "xt1", "cnt")}
         for j in range(W):
             hi = prev7 if j == 0 else lanes[j - 1]
             Lj = Cat(lanes[j], hi)
-            relj = Signal(17, name=f"rel{j}")
-            m.d.comb += relj.eq(Lj + j)                  # last byte of the block, from this beat's lane 0
-            L_c.append(Lj)
-            rel_c.append(relj)
-            d1_c.append(relj[3:] == 1)                   # ... in the next beat
-            short_c.append(Lj < MIN_MSG_LEN)
+            lo4 = lanes[j][:4]
+            small = (hi == 0) & (lanes[j][4:] == 0)                 # L < 16
+            short = small & (lo4 < MIN_MSG_LEN)
+            d1 = small & ~short & (lo4 <= 15 - j)                    # j + L in 8..15
+            el = (lo4[:3] + j)[:3]                                   # (j + L) mod 8
+            cnt_j = Signal(14, name=f"cnt{j}")
+            m.d.comb += cnt_j.eq((Lj + (j - 8))[3:])                 # beats after the next one
+            for n, v in (("L", Lj), ("short", short), ("d1", d1), ("el", el), ("xl1", d1 & (el <= 5)),
+                         ("xt1", d1 & (el <= 4)), ("cnt", cnt_j)):
+                cands[n].append(v)
         ml_c = [type_length(m, lanes[j], name=f"ml{j}") for j in range(W)]
 
-        L_now = Signal(16)
-        rel = Signal(17)
-        d1 = Signal()
-        short = Signal()
-        m.d.comb += [L_now.eq(pick(L_c, xl_ln)), rel.eq(pick(rel_c, xl_ln)), d1.eq(pick(d1_c, xl_ln)),
-                     short.eq(pick(short_c, xl_ln))]
+        # Picked by the registered lane, and on a start beat by the lane registered from
+        # pay_start: two picks on registers, then one choice.
+        got = {}
+        for n, vs in cands.items():
+            sig = Signal(len(Value.cast(vs[0])), name=f"{n}_now")
+            m.d.comb += sig.eq(Mux(start, pick(vs, s_xl_ln), pick(vs, xl_lane)))
+            got[n] = sig
+        L_now = got["L"]
         T_now = Signal(8)
         ml_now = Signal(range(MAX_MSG_LEN + 1))
         m.d.comb += [T_now.eq(pick(lanes, xt_ln)), ml_now.eq(pick(ml_c, xt_ln))]
@@ -273,12 +285,15 @@ class BlockSplitter(wiring.Component):
         cnt_n = Signal(14)
         # A block shorter than any message would end before stage B has checked it (it
         # fails a check, whatever comes first): the walk reads nothing after it.
-        with m.If(xl_en & short):
-            m.d.comb += [here_n.eq(0), e_lane_n.eq(rel[:3]), cnt_n.eq(0)]
+        with m.If(xl_en & got["short"]):
+            m.d.comb += [here_n.eq(0), e_lane_n.eq(got["el"]), cnt_n.eq(0)]
         with m.Elif(xl_en):
-            m.d.comb += [here_n.eq(d1), e_lane_n.eq(rel[:3]), cnt_n.eq(rel[3:] - 1)]
+            m.d.comb += [here_n.eq(got["d1"]), e_lane_n.eq(got["el"]), cnt_n.eq(got["cnt"])]
         with m.Else():
             m.d.comb += [here_n.eq(cnt == 1), e_lane_n.eq(e_lane), cnt_n.eq(Mux(cnt == 0, 0, cnt - 1))]
+        # Whether the next block's length / type byte are in the next beat with the end.
+        xl_next = Mux(xl_en, got["xl1"], (cnt == 1) & (e_lane <= 5))
+        xt_next = Mux(xl_en, got["xt1"], (cnt == 1) & (e_lane <= 4))
         # The block after the one ending next beat, or after the one ending in this beat
         # (when its header bytes spill into the next beat).
         spill_l = Mux(start, pe >= 6, here & (e_lane >= 6))
@@ -312,9 +327,9 @@ class BlockSplitter(wiring.Component):
         with m.If(valid):
             m.d.sync += [
                 here.eq(here_n), e_lane.eq(e_lane_n), cnt.eq(cnt_n),
-                xl_due.eq((here_n & (e_lane_n <= 5)) | spill_l),
+                xl_due.eq(xl_next | spill_l),
                 xl_lane.eq(Mux(spill_l, e_now + 2, e_lane_n + 2)),
-                xt_due.eq((here_n & (e_lane_n <= 4)) | spill_t),
+                xt_due.eq(xt_next | spill_t),
                 xt_lane.eq(Mux(spill_t, e_now + 3, e_lane_n + 3)),
                 ph.eq(ph_after),
                 done_r.eq(ended & cur_valid),
