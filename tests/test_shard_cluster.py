@@ -99,6 +99,10 @@ def test_external_cluster_with_a_worker_killed_mid_shard(tmp_path):
             # The regression runs on the survivor.
             rows = regress([str(cap)], scheduler=address, log=None)
             assert [(r.result, r.ticks) for r in rows] == [("ok", len(one.ticks))]
+    except BaseException:
+        for log in sorted(tmp_path.glob("*.log")):        # shown by pytest with the failure
+            print(f"==== {log.name}\n" + "\n".join(log.read_text(errors="replace").splitlines()[-30:]))
+        raise
     finally:
         for p in reversed(procs):
             _kill(p)
