@@ -190,15 +190,19 @@ class BlockSplitter(wiring.Component):
         start = beat.start
         # On the beat that ends the MoldUDP64 header the first block begins right after
         # it, as if a block had ended at pay_start - 1.  The header parser gives
-        # pay_start from the beat its IPv4 IHL is known (several beats before the start
-        # beat), so the lanes that follow from it are registered a beat ahead too.
-        pe = Signal(3)
-        s_xl_en, s_xt_en = Signal(), Signal()
-        s_xl_ln, s_xt_ln = Signal(3), Signal(3)
-        with m.If(valid):
-            ps = beat.pay_start[:3] - 1
-            m.d.sync += [pe.eq(ps), s_xl_en.eq(ps <= 5), s_xt_en.eq(ps <= 4), s_xl_ln.eq(ps + 2),
-                         s_xt_ln.eq(ps + 3)]
+        # pay_start from the beat its IPv4 IHL is known, several beats before that one,
+        # so the splitter knows a beat ahead which beat it is (``sb``) and loads its
+        # lane registers for it as for any other beat: stage A reads registers only.
+        # (It does so on every frame; whether the header checks passed, ``start``, only
+        # decides whether the walk counts.)
+        sb = Signal()                 # this beat holds pay_start - 1
+        pe = Signal(3)                # ... in this lane
+        ps = Signal(3)
+        sb_next = Signal()
+        m.d.comb += [
+            ps.eq(beat.pay_start[:3] - 1),
+            sb_next.eq(((beat.pay_start - 1 - beat.offset)[:OFFSET_BITS])[3:] == 1),
+        ]
         start_ok = (beat.count != MOLD_HEARTBEAT) & (beat.count != MOLD_END_OF_SESSION)
         walking = Signal()
         m.d.comb += walking.eq(Mux(start, start_ok, act & ~beat.first))
@@ -207,12 +211,7 @@ class BlockSplitter(wiring.Component):
         xl_ln = Signal(3)
         xt_en = Signal()
         xt_ln = Signal(3)
-        m.d.comb += [
-            xl_en.eq(Mux(start, s_xl_en, xl_due)),
-            xl_ln.eq(Mux(start, s_xl_ln, xl_lane)),
-            xt_en.eq(Mux(start, s_xt_en, xt_due)),
-            xt_ln.eq(Mux(start, s_xt_ln, xt_lane)),
-        ]
+        m.d.comb += [xl_en.eq(xl_due), xl_ln.eq(xl_lane), xt_en.eq(xt_due), xt_ln.eq(xt_lane)]
 
         # Bytes present in this beat (all of them but on a frame's last beat).
         def present(lane):
@@ -241,12 +240,11 @@ class BlockSplitter(wiring.Component):
                 cands[n].append(v)
         ml_c = [type_length(m, lanes[j], name=f"ml{j}") for j in range(W)]
 
-        # Picked by the registered lane, and on a start beat by the lane registered from
-        # pay_start: two picks on registers, then one choice.
+        # Picked by the registered lane.
         got = {}
         for n, vs in cands.items():
             sig = Signal(len(Value.cast(vs[0])), name=f"{n}_now")
-            m.d.comb += sig.eq(Mux(start, pick(vs, s_xl_ln), pick(vs, xl_lane)))
+            m.d.comb += sig.eq(pick(vs, xl_lane))
             got[n] = sig
         L_now = got["L"]
         T_now = Signal(8)
@@ -257,7 +255,7 @@ class BlockSplitter(wiring.Component):
         out = self.o_blk.payload
         ended = Signal()                                 # the current block's last byte is here
         m.d.comb += ended.eq(here & act & ~beat.first & present(e_lane))
-        idx_now = Mux(start, 0, xi)
+        idx_now = xi
         m.d.comb += [
             self.o_blk.valid.eq(valid),
             out.data.eq(beat.data),
@@ -296,15 +294,15 @@ class BlockSplitter(wiring.Component):
         xt_next = Mux(xl_en, got["xt1"], (cnt == 1) & (e_lane <= 4))
         # The block after the one ending next beat, or after the one ending in this beat
         # (when its header bytes spill into the next beat).
-        spill_l = Mux(start, pe >= 6, here & (e_lane >= 6))
-        spill_t = Mux(start, pe >= 5, here & (e_lane >= 5))
-        e_now = Mux(start, pe, e_lane)
+        spill_l = Mux(sb, pe >= 6, here & (e_lane >= 6))
+        spill_t = Mux(sb, pe >= 5, here & (e_lane >= 5))
+        e_now = Mux(sb, pe, e_lane)
 
         # Phase (for the frame's last beat: what was still missing).
         ph_after = Signal(_Phase)
         got_l = xl_en & present(xl_ln)
         got_t = xt_en & present(xt_ln)
-        need_len = Mux(start, 1, (ph == _Phase.LEN) | ((ph == _Phase.BODY) & here & present(e_lane)))
+        need_len = Mux(sb, 1, (ph == _Phase.LEN) | ((ph == _Phase.BODY) & here & present(e_lane)))
         with m.If(need_len | (ph == _Phase.TYPE)):
             with m.If(need_len & ~got_l):
                 m.d.comb += ph_after.eq(_Phase.LEN)
@@ -349,10 +347,15 @@ class BlockSplitter(wiring.Component):
                     m.d.sync += cur_valid.eq(0)
             with m.If(beat.last):
                 m.d.sync += [ev_last.eq(walking), miss_r.eq(ph_after)]
-            with m.If(start & ~xt_en):
-                m.d.sync += xi.eq(0)
-            with m.If(beat.first & ~start):
+            with m.If(beat.first):
                 m.d.sync += [cur_valid.eq(0), here.eq(0), cnt.eq(0), xl_due.eq(0), xt_due.eq(0)]
+            # The next beat ends the MoldUDP64 header: block 0 begins after it.
+            m.d.sync += [sb.eq(sb_next), pe.eq(ps)]
+            with m.If(sb_next):
+                m.d.sync += [
+                    xl_due.eq(ps <= 5), xl_lane.eq(ps + 2), xt_due.eq(ps <= 4), xt_lane.eq(ps + 3),
+                    xi.eq(0), here.eq(0), cnt.eq(0),
+                ]
 
         # ------------------------------------------------------------------ stage B
         room = Signal(signed(OFFSET_BITS + 2))   # pay_end - (block start + 2)
