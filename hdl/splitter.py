@@ -198,11 +198,10 @@ class BlockSplitter(wiring.Component):
         sb = Signal()                 # this beat holds pay_start - 1
         pe = Signal(3)                # ... in this lane
         ps = Signal(3)
-        sb_next = Signal()
-        m.d.comb += [
-            ps.eq(beat.pay_start[:3] - 1),
-            sb_next.eq(((beat.pay_start - 1 - beat.offset)[:OFFSET_BITS])[3:] == 1),
-        ]
+        sb_next = Signal()            # the next beat holds pay_start - 1: known two beats ahead
+        m.d.comb += ps.eq(beat.pay_start[:3] - 1)
+        with m.If(valid):
+            m.d.sync += sb_next.eq(((beat.pay_start - 1 - beat.offset)[:OFFSET_BITS])[3:] == 2)
         start_ok = (beat.count != MOLD_HEARTBEAT) & (beat.count != MOLD_END_OF_SESSION)
         walking = Signal()
         m.d.comb += walking.eq(Mux(start, start_ok, act & ~beat.first))
