@@ -237,7 +237,9 @@ def run_tool(tool: str, args: Sequence[str], cwd: Path, log_name: str, *, progre
     finally:
         elapsed = progress.finish(key, outcome)
     if proc.returncode != 0:
-        raise ToolError(tool, f"failed with exit status {proc.returncode}", log=log, tail=_tail(log))
+        how = f"killed by signal {-proc.returncode}" if proc.returncode < 0 else \
+            f"failed with exit status {proc.returncode}"
+        raise ToolError(tool, how, log=log, tail=_tail(log))
     return elapsed
 
 
