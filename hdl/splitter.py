@@ -230,7 +230,7 @@ class BlockSplitter(wiring.Component):
             lo4 = lanes[j][:4]
             small = (hi == 0) & (lanes[j][4:] == 0)                 # L < 16
             short = small & (lo4 < MIN_MSG_LEN)
-            d1 = small & ~short & (lo4 <= 15 - j)                    # j + L in 8..15
+            d1 = small & ~short & ((lo4 <= 15 - j) if j else 1)      # j + L in 8..15
             el = (lo4[:3] + j)[:3]                                   # (j + L) mod 8
             cnt_j = Signal(14, name=f"cnt{j}")
             m.d.comb += cnt_j.eq((Lj + (j - 8))[3:])                 # beats after the next one
