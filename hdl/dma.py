@@ -164,6 +164,9 @@ class TickDMA(wiring.Component):
         Byte address of the 8-byte shadow head (8-byte aligned).
     shadow_interval : In(32)
         Write the shadow head every this many slots (0 = only when idle).
+    starting : Out(1)
+        The cycle the engine leaves ``OFF`` (``ENABLE`` high for three cycles: the ring
+        configuration is decoded in registers meanwhile).
     state : Out(DMAState)
     head : Out(64)
         Slots written and acknowledged in this run (= seq of the last one).
@@ -203,6 +206,7 @@ class TickDMA(wiring.Component):
             "shadow_addr": In(addr_width),
             "shadow_interval": In(32),
             "state": Out(DMAState),
+            "starting": Out(1),
             "head": Out(64),
             "dropped": Out(32),
             "drop_events": Out(32),
@@ -502,23 +506,35 @@ class TickDMA(wiring.Component):
                 load_slot(0)
 
         # ---------------------------------------------------------- run control
+        # The ring's configuration is decoded in registers while the engine is OFF (two
+        # stages: the clamp and mask, then the end-of-ring address check, a carry chain
+        # across the whole address): a run starts once ENABLE has been high for two
+        # cycles, so what it samples was set with or before ENABLE.
         log2 = Signal(range(L + 1))
-        m.d.comb += log2.eq(Mux(self.ring_log2 > L, L, self.ring_log2))
-        last_slot = self.ring_base[SLOT_SHIFT:] + ((Const(1, L + 1) << log2) - 1)
-        misaligned = ((self.ring_base[:SLOT_SHIFT] != 0) | (self.shadow_addr[:3] != 0)
-                      | last_slot[aw - SLOT_SHIFT])     # the ring would wrap the address space
+        c_mask = Signal(L)
+        misaligned = Signal()
+        en_q = Signal(2)
+        m.d.sync += [
+            log2.eq(Mux(self.ring_log2 > L, L, self.ring_log2)),
+            c_mask.eq((Const(1, L + 1) << Mux(self.ring_log2 > L, L, self.ring_log2)) - 1),
+            misaligned.eq((self.ring_base[:SLOT_SHIFT] != 0) | (self.shadow_addr[:3] != 0)
+                          | (self.ring_base[SLOT_SHIFT:] + c_mask)[aw - SLOT_SHIFT]),   # would wrap the address space
+            en_q.eq(Cat(self.enable, en_q[0])),
+        ]
+        go = Signal()
+        m.d.comb += [go.eq(self.enable & en_q.all()), self.starting.eq((state == DMAState.OFF) & go)]
         lane_bits = burst_size(dw) - 3
         with m.Switch(state):
             with m.Case(DMAState.OFF):
-                with m.If(self.enable):
+                with m.If(go):
                     with m.If(misaligned):
                         m.d.sync += state.eq(DMAState.ERROR)
                     with m.Else():
                         m.d.sync += [
                             state.eq(DMAState.RUN),
                             base.eq(self.ring_base[SLOT_SHIFT:]),
-                            mask.eq((Const(1, L + 1) << log2) - 1),
-                            left.eq((Const(1, L + 1) << log2) - 1),
+                            mask.eq(c_mask),
+                            left.eq(c_mask),
                             at_last.eq(log2 == 0), mask_zero.eq(log2 == 0),
                             sh_addr.eq(self.shadow_addr[3:]),
                             interval.eq(self.shadow_interval),

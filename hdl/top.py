@@ -67,7 +67,7 @@ from amaranth.lib.wiring import In, Out
 
 from .axi import AXI4LiteSignature, AXI4WriteSignature
 from .common import mac_beat_layout
-from .dma import DMAState, TickDMA
+from .dma import TickDMA
 from .parser import ItchParser
 from .regs import MAP_SIZE, RegisterFile
 
@@ -138,7 +138,7 @@ class WiretickTop(wiring.Component):
         # The cycle a run starts: the engine leaves OFF (to RUN, or to ERROR on a
         # misaligned configuration) exactly when it is OFF with ENABLE high.
         run_start = Signal()
-        m.d.comb += run_start.eq((dma.state == DMAState.OFF) & regs.enable)
+        m.d.comb += run_start.eq(dma.starting)
         # Late join: the parser is idle the cycle after a run's start reset it.
         join_apply = Signal()
         m.d.sync += join_apply.eq(run_start & regs.join)
