@@ -16,9 +16,9 @@ import pytest
 from wiretick.hdl.flow import CORE_CLOCK_MHZ, OOC_PART, Progress, build_ooc
 from wiretick.hdl.top import WiretickTop
 
-#: Reached by the core at seed 1 (docs/timing.md), with a margin for seed-to-seed
-#: noise: a build below it is a timing regression.
-CORE_FMAX_FLOOR_MHZ = 85.0
+#: The core reached 106.1 MHz at seed 1 (docs/timing.md); below this floor (a margin
+#: for tool versions: the wheels are not pinned) a change has made timing worse.
+CORE_FMAX_FLOOR_MHZ = 95.0
 
 
 @pytest.fixture(scope="module")
