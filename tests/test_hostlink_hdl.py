@@ -357,7 +357,8 @@ def test_a_slow_link_makes_the_dma_engine_drop_not_hang():
         ctx.set(dma.shadow_addr, shadow)
         ctx.set(dma.shadow_interval, 16)
         ctx.set(dma.enable, 1)
-        await ctx.tick().repeat(2)
+        while ctx.get(dma.state) != DMAState.RUN:   # the engine decodes its configuration first
+            await ctx.tick()
         for k in range(offered):
             ctx.set(dma.i_ticks.valid, 1)
             ctx.set(dma.i_ticks.payload.order_ref, k + 1)
