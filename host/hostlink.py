@@ -113,14 +113,20 @@ class Record:
     value: int = 0
 
 
-def parse_records(payload: bytes) -> tuple[int, list[Record]]:
-    """(link seq, records) of a DATA packet; ValueError on anything malformed."""
+def _data_words(payload: bytes) -> tuple[int, np.ndarray]:
+    """(link seq, the packet as 64-bit words) of a DATA packet; ValueError if it is not one."""
     if len(payload) % 8 or len(payload) < 8:
         raise ValueError(f"packet of {len(payload)} bytes is not a whole number of words")
     words = np.frombuffer(payload, "<u8")
     magic, version, kind, seq = lp.parse_header(int(words[0]))
     if magic != lp.MAGIC or version != lp.VERSION or kind != lp.KIND_DATA:
         raise ValueError(f"not a DATA packet (magic 0x{magic:04X}, version {version}, kind {kind})")
+    return seq, words
+
+
+def parse_records(payload: bytes) -> tuple[int, list[Record]]:
+    """(link seq, records) of a DATA packet; ValueError on anything malformed."""
+    seq, words = _data_words(payload)
     recs = []
     i = 1
     n = len(words)
@@ -152,12 +158,7 @@ _SLOT_A = lp.record_word(lp.REC_WRITE, nbeats=8)
 
 def _parse_items(payload: bytes) -> tuple[int, list]:
     """Like :func:`parse_records`, but runs of whole 8-beat writes come as one array (rows of 10 words)."""
-    if len(payload) % 8 or len(payload) < 8:
-        raise ValueError(f"packet of {len(payload)} bytes is not a whole number of words")
-    words = np.frombuffer(payload, "<u8")
-    magic, version, kind, seq = lp.parse_header(int(words[0]))
-    if magic != lp.MAGIC or version != lp.VERSION or kind != lp.KIND_DATA:
-        raise ValueError(f"not a DATA packet (magic 0x{magic:04X}, version {version}, kind {kind})")
+    seq, words = _data_words(payload)
     n = len(words)
     items: list = []
     i = 1
