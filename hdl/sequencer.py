@@ -150,7 +150,6 @@ class Sequencer(wiring.Component):
         r_ahead = Signal()                  # S > expected
         r_behind = Signal()                 # S < expected
         r_session = Signal(80)
-        r_seq = Signal(64)
         r_diff = Signal(64)                 # expected - S
         r_missing = Signal(64)              # S - expected
         r_feed = Signal(64)
@@ -171,7 +170,6 @@ class Sequencer(wiring.Component):
             m.d.sync += [
                 s_pkt.eq(blk.sequence),
                 r_session.eq(blk.session),
-                r_seq.eq(blk.sequence),
                 r_new.eq(~has | (session != blk.session)),
                 r_ahead.eq(blk.sequence > expected),
                 r_behind.eq(blk.sequence < expected),
@@ -275,7 +273,7 @@ class Sequencer(wiring.Component):
             with m.If(chk):
                 m.d.sync += [
                     has.eq(1), session.eq(r_session), inpkt.eq(1),
-                    exp_start.eq(Mux(r_new | r_ahead, r_seq, expected)),
+                    exp_start.eq(Mux(r_new | r_ahead, s_pkt, expected)),
                 ]
 
         released_now = released & ~r_first   # (a one-beat frame: the register is the last frame's)

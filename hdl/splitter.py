@@ -206,11 +206,8 @@ class BlockSplitter(wiring.Component):
         walking = Signal()
         m.d.comb += walking.eq(Mux(start, start_ok, act & ~beat.first))
 
-        xl_en = Signal()
-        xl_ln = Signal(3)
-        xt_en = Signal()
-        xt_ln = Signal(3)
-        m.d.comb += [xl_en.eq(xl_due), xl_ln.eq(xl_lane), xt_en.eq(xt_due), xt_ln.eq(xt_lane)]
+        # What this beat holds of the next block, as registered a beat ahead.
+        xl_en, xl_ln, xt_en, xt_ln = xl_due, xl_lane, xt_due, xt_lane
 
         # Bytes present in this beat (all of them but on a frame's last beat).
         def present(lane):
