@@ -13,7 +13,7 @@ from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from wiretick.host.formats import MESSAGE_BY_CODE, TICK_MAP
+from wiretick.host.contract.formats import MESSAGE_BY_CODE, TICK_MAP
 
 from .common import MAX_MSG_LEN
 from .splitter import split_beat_layout

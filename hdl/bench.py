@@ -20,7 +20,7 @@ from __future__ import annotations
 import random
 import struct
 
-from wiretick.host.formats import MESSAGE_BY_CODE, MESSAGES
+from wiretick.host.contract.formats import MESSAGE_BY_CODE, MESSAGES
 
 from .sim import make_frame, random_message, run_parser
 

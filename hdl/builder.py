@@ -1,9 +1,9 @@
 """Stage 4: tick builder (combinational).
 
 Builds the message part of a tick from a complete ITCH message: every byte copy
-of :data:`wiretick.host.formats.TICK_MAP` for the message's type, plus the rules
-that are not copies (:data:`~wiretick.host.formats.SATURATE_RULES`,
-:data:`~wiretick.host.formats.PRINTABLE_RULES`).  Nothing here restates an offset:
+of :data:`wiretick.host.contract.formats.TICK_MAP` for the message's type, plus the rules
+that are not copies (:data:`~wiretick.host.contract.formats.SATURATE_RULES`,
+:data:`~wiretick.host.contract.formats.PRINTABLE_RULES`).  Nothing here restates an offset:
 for each tick byte the multiplexer over message types is generated from the map.
 ``seq``, ``ts_rx`` and ``feed_seq`` are left zero for the sequencer.
 """
@@ -13,7 +13,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from wiretick.host.formats import (PRINTABLE_RULES, QTY_SATURATED, SATURATE_RULES, TICK_FIELD_BY_NAME,
+from wiretick.host.contract.formats import (PRINTABLE_RULES, QTY_SATURATED, SATURATE_RULES, TICK_FIELD_BY_NAME,
                                    TICK_MAP, TICK_SIZE, Flag)
 
 from .assembler import KIND_CODES, message_layout

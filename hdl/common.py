@@ -1,4 +1,4 @@
-"""Definitions shared by the parser stages, all derived from :mod:`wiretick.host.formats`.
+"""Definitions shared by the parser stages, all derived from :mod:`wiretick.host.contract.formats`.
 
 The parser is a chain of stages (see :mod:`wiretick.hdl.parser`); the layouts of
 the streams between them live next to the stage that produces them.  This module
@@ -11,7 +11,7 @@ from __future__ import annotations
 from amaranth.hdl import Array, Cat, Module, Signal, Value, unsigned
 from amaranth.lib import data
 
-from wiretick.host.formats import (ETHERTYPE_VLAN, MAX_VLAN_TAGS, MESSAGES, MOLD_HEADER_SIZE)
+from wiretick.host.contract.formats import (ETHERTYPE_VLAN, MAX_VLAN_TAGS, MESSAGES, MOLD_HEADER_SIZE)
 
 __all__ = [
     "OFFSET_BITS", "MAX_MSG_LEN", "MIN_MSG_LEN", "HEADER_BYTES", "mac_beat_layout",

@@ -1,4 +1,4 @@
-"""The counter bank: one register per :data:`wiretick.host.formats.COUNTERS` entry.
+"""The counter bank: one register per :data:`wiretick.host.contract.formats.COUNTERS` entry.
 
 Each counter is no wider than its register in the map (:mod:`wiretick.hdl.regs`):
 32 bits for the event counters, which wrap and which the host extends to 64
@@ -12,7 +12,7 @@ from amaranth.hdl import Module, Signal, Value, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import Out
 
-from wiretick.host.formats import COUNTERS
+from wiretick.host.contract.formats import COUNTERS
 
 from .regs import counter_register
 

@@ -85,7 +85,7 @@ from amaranth.lib import data, enum, fifo, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from wiretick.host.formats import TICK_FIELD_BY_NAME, Event, Flag
+from wiretick.host.contract.formats import TICK_FIELD_BY_NAME, Event, Flag
 
 from .axi import (AXI4WriteSignature, BURST_INCR, CACHE_NORMAL_NONCACHEABLE_BUFFERABLE,
                   RESP_DECERR, RESP_SLVERR, burst_size)

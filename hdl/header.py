@@ -23,7 +23,7 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from wiretick.host.formats import (ETHERTYPE_IPV4, ETHERTYPE_VLAN, IP_PROTO_UDP, MAX_VLAN_TAGS,
+from wiretick.host.contract.formats import (ETHERTYPE_IPV4, ETHERTYPE_VLAN, IP_PROTO_UDP, MAX_VLAN_TAGS,
                                    MOLD_FIELDS, MOLD_HEADER_SIZE)
 
 from .common import HEADER_BYTES, OFFSET_BITS, be, counter_events_layout, mac_beat_layout, pick

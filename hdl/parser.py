@@ -19,7 +19,7 @@ from amaranth.hdl import Elaboratable, Module, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from wiretick.host.formats import COUNTERS
+from wiretick.host.contract.formats import COUNTERS
 
 from .assembler import MessageAssembler
 from .builder import TickBuilder

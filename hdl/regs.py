@@ -46,7 +46,7 @@ from __future__ import annotations
 
 from typing import Callable, NamedTuple
 
-from wiretick.host.formats import COUNTERS
+from wiretick.host.contract.formats import COUNTERS
 
 __all__ = [
     "Register", "REGISTERS", "REG_BY_NAME", "ACCESS", "COUNTER_BASE", "REG_ID", "REG_VERSION",

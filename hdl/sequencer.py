@@ -32,7 +32,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
-from wiretick.host.formats import MESSAGES, Event, Flag
+from wiretick.host.contract.formats import MESSAGES, Event, Flag
 
 from .builder import built_layout
 from .common import counter_events_layout

@@ -96,7 +96,7 @@ def make_frame(messages: list[bytes], *, seq: int = 1, vlans: int = 1, ip_option
 
 def random_message(rng, code: str | None = None) -> bytes:
     """A message of type ``code`` (random type if None) with random field bytes."""
-    from wiretick.host.formats import MESSAGES, MESSAGE_BY_CODE
+    from wiretick.host.contract.formats import MESSAGES, MESSAGE_BY_CODE
 
     msg = MESSAGE_BY_CODE[code] if code else MESSAGES[rng.randrange(len(MESSAGES))]
     body = bytearray(rng.randbytes(msg.length))
@@ -170,7 +170,7 @@ def run_parser(frames: list[bytes], *, bad=None, ts_ns=None, ip_dst: int = 0, po
     import numpy as np
     from amaranth.sim import Simulator
 
-    from wiretick.host.formats import COUNTERS
+    from wiretick.host.contract.formats import COUNTERS
     from wiretick.host.tick import TICK_DTYPE
 
     from .parser import ItchParser

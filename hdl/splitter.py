@@ -34,7 +34,7 @@ from amaranth.hdl import Cat, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from wiretick.host.formats import MOLD_END_OF_SESSION, MOLD_HEARTBEAT
+from wiretick.host.contract.formats import MOLD_END_OF_SESSION, MOLD_HEARTBEAT
 
 from .common import MAX_MSG_LEN, MIN_MSG_LEN, OFFSET_BITS, counter_events_layout, pick, type_length
 from .header import frame_beat_layout

@@ -1,5 +1,5 @@
 """The tick record in gateware: an Amaranth ``data.StructLayout`` derived from the
-one description in :mod:`wiretick.host.formats`.
+one description in :mod:`wiretick.host.contract.formats`.
 
 Amaranth lays struct fields out from the least significant bit in declaration
 order; the tick fields are declared in byte order, so bit ``8*i`` of a tick
@@ -9,7 +9,7 @@ value is the lowest bit of byte ``i`` of the little-endian record in memory.
 from amaranth.hdl import unsigned
 from amaranth.lib import data
 
-from wiretick.host.formats import TICK_FIELDS, TICK_SIZE
+from wiretick.host.contract.formats import TICK_FIELDS, TICK_SIZE
 
 __all__ = ["TickLayout", "TICK_BITS"]
 

@@ -49,7 +49,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from .errors import WiretickError
-from .formats import Flag
+from .contract.formats import Flag
 from .symbols import (D_ATTRS, D_ETP, D_LOT, D_MKT, D_SRC, D_SYMBOL, NLOC, S_CROSS, S_HALT_B,
                       S_HALT_Q, S_HALT_X, S_REGSHO, S_TRADING, SOURCE_OTHER, SOURCE_R, SymbolDirectory,
                       TradingState)

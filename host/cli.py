@@ -64,7 +64,7 @@ def _config(args: argparse.Namespace):
 
 def format_counters(counters: dict[str, int]) -> str:
     """A short human summary of the non-zero counters, grouped the way people read them."""
-    from .formats import COUNTERS
+    from .contract.formats import COUNTERS
     msgs = ", ".join(f"{c.name[4:]}={counters[c.name]}" for c in COUNTERS
                      if c.name.startswith("msg_") and counters.get(c.name))
     drops = ", ".join(f"{c.name}={counters[c.name]}" for c in COUNTERS

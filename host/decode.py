@@ -5,7 +5,7 @@ wire order and makes each check when a cut-through parser could
 (docs/reference-model.md).  That walk is inherently serial (each header's and
 block's position depends on the lengths before it), so it is one small numba
 kernel; which bytes land where in a tick is not written here but compiled into
-lookup tables from :data:`wiretick.host.formats.TICK_MAP`.
+lookup tables from :data:`wiretick.host.contract.formats.TICK_MAP`.
 
 Where the time goes (BENCHMARKS.md): the per-frame header checks and the
 per-block walk (every per-block check is in the one loop at the end of
@@ -26,7 +26,7 @@ from llvmlite import ir
 from numba.core import types
 from numba.extending import intrinsic
 
-from . import formats as F
+from .contract import formats as F
 from .capture import FrameBatch
 from .tick import TICK_DTYPE
 

@@ -31,7 +31,7 @@ from wiretick.hdl.regs import (COUNTER_BASE, MAP_SIZE, REG_BY_NAME, REG_ID, REG_
 
 from .decode import DecodeConfig, SequenceState
 from .errors import WiretickError
-from .formats import COUNTERS
+from .contract.formats import COUNTERS
 from .ring import (
     DATA_OFFSET, OFF_DROPPED, OFF_HEAD, OFF_STATE, STATE_NEW, STATE_RUNNING, STATE_STOPPED, Ring, _check_nslots,
     init_ring, ring_bytes,

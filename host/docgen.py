@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from . import formats as F
+from .contract import formats as F
 from .tick import tick_table_markdown
 
 __all__ = ["render_tick_doc"]
@@ -16,12 +16,12 @@ __all__ = ["render_tick_doc"]
 _INTRO = """\
 # The normalized tick
 
-<!-- Generated from wiretick/host/formats.py by `python -m wiretick.host.docgen`: do not edit. -->
+<!-- Generated from wiretick/host/contract/formats.py by `python -m wiretick.host.docgen`: do not edit. -->
 
 Every ITCH message (and every device event) becomes one 64-byte tick: one cache line,
 little-endian, every field naturally aligned. The numpy dtype (`wiretick.host.tick.TICK_DTYPE`)
 and the Amaranth layout (`wiretick.hdl.tick.TickLayout`) are both derived from
-`wiretick.host.formats.TICK_FIELDS`; a test proves their bytes agree.
+`wiretick.host.contract.formats.TICK_FIELDS`; a test proves their bytes agree.
 
 ## Layout
 

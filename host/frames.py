@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import struct
 
-from .formats import MESSAGE_BY_CODE, MOLD_END_OF_SESSION, MOLD_HEARTBEAT
+from .contract.formats import MESSAGE_BY_CODE, MOLD_END_OF_SESSION, MOLD_HEARTBEAT
 
 __all__ = ["encode_message", "mold_packet", "udp_frame", "ip_checksum", "DEFAULT_SESSION"]
 

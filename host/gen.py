@@ -14,7 +14,7 @@ Speed matters (millions of messages for benchmarks), so the three serial walks
 (book simulation, packing, framing) are numba kernels and nothing loops in
 Python per message or per frame.  Message layouts are never restated here:
 field offsets, sizes and message lengths are compiled into lookup tables from
-:mod:`wiretick.host.formats`; the kernels name fields by id only.
+:mod:`wiretick.host.contract.formats`; the kernels name fields by id only.
 
 :func:`generate` returns a :class:`~wiretick.host.capture.FrameBatch` whose
 buffer is the image of a classic nanosecond pcap file (frame ``i`` at
@@ -41,7 +41,7 @@ import numpy as np
 from numba import types as nt
 
 from .capture import FrameBatch
-from .formats import (
+from .contract.formats import (
     ETHERTYPE_IPV4, ETHERTYPE_VLAN, IP_PROTO_UDP, MAX_VLAN_TAGS, MESSAGES,
     MOLD_END_OF_SESSION, MOLD_FIELDS, MOLD_HEADER_SIZE, MOLD_HEARTBEAT, MOLD_SESSION_SIZE,
 )

@@ -26,7 +26,7 @@ from wiretick.hdl.regs import COUNTER_BASE, MAP_SIZE, REG_BY_NAME, REGISTERS, wo
 
 from .decode import DecodeConfig, Decoder
 from .device import DMA_DRAINING, DMA_OFF, DMA_REFUSED, DMA_RUNNING, Backend, DeviceError, DmaBuffer, FileDma
-from .formats import COUNTERS
+from .contract.formats import COUNTERS
 from .ring import DATA_OFFSET, OFF_HEAD, RingWriter, _check_nslots, ring_bytes, ring_path
 
 __all__ = ["Pacing", "replay_capture", "cmd_replay", "ReplayBackend"]

@@ -42,7 +42,7 @@ from typing import Callable, Iterator, Literal
 import numpy as np
 
 from .errors import WiretickError
-from .formats import Flag
+from .contract.formats import Flag
 from .tick import TICK_DTYPE
 
 __all__ = [

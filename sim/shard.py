@@ -189,7 +189,7 @@ def plan_shards(capture: str | os.PathLike, config: DecodeConfig | None = None, 
 
 def _scratch(batch, take: int) -> np.ndarray:
     from wiretick.host.decode import max_ticks
-    from wiretick.host.formats import TICK_SIZE
+    from wiretick.host.contract.formats import TICK_SIZE
     return np.empty((max_ticks(_slice(batch, 0, take)), TICK_SIZE), np.uint8)
 
 

@@ -10,7 +10,7 @@ import pytest
 from wiretick.host.book import BBO_DTYPE, INCONSISTENCIES, TRADE_DTYPE, Books, bbo_table
 from wiretick.host.capture import FrameBatch, read_frames
 from wiretick.host.decode import decode_batch, decode_file
-from wiretick.host.formats import Flag
+from wiretick.host.contract.formats import Flag
 from wiretick.host.frames import encode_message, mold_packet, udp_frame
 from wiretick.host.gen import GenConfig, generate_to_file
 from wiretick.host.tick import empty_ticks

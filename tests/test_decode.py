@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from wiretick.host import cli
 from wiretick.host.capture import CaptureError, FrameBatch, read_frames, write_pcap, write_pcapng
 from wiretick.host.decode import DecodeConfig, Decoder, decode_batch, decode_file
-from wiretick.host.formats import COUNTERS, Flag
+from wiretick.host.contract.formats import COUNTERS, Flag
 from wiretick.host.frames import DEFAULT_SESSION, encode_message, mold_packet, udp_frame
 from wiretick.host.tick import TICK_DTYPE
 

@@ -16,7 +16,7 @@ from wiretick.host.decode import DecodeConfig, decode_file
 from wiretick.host.device import (
     DMA_OFF, DMA_RUNNING, Device, DeviceError, FileDma, MmioRegion, PcieBackend,
 )
-from wiretick.host.formats import COUNTERS
+from wiretick.host.contract.formats import COUNTERS
 from wiretick.host.frames import encode_message, mold_packet, udp_frame
 from wiretick.host.replay import ReplayBackend
 from wiretick.host.ring import OFF_HEAD, OFF_STATE, Ring, RingError, read_header

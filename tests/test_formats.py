@@ -8,7 +8,7 @@ import pytest
 from amaranth.lib import data
 
 from wiretick.hdl.tick import TICK_BITS, TickLayout
-from wiretick.host import formats as F
+from wiretick.host.contract import formats as F
 from wiretick.host.docgen import render_tick_doc
 from wiretick.host.tick import TICK_DTYPE
 

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from itch.parser import MessageParser
 
-from wiretick.host import formats as F
+from wiretick.host.contract import formats as F
 from wiretick.host import gen
 from wiretick.host.capture import write_pcap
 from wiretick.host.gen import (EXTRA_TYPES, MIN_MTU, GenConfig, generate, generate_to_file,

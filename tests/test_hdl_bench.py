@@ -2,7 +2,7 @@
 
 from wiretick.hdl.bench import bench_parser, latency_frames
 from wiretick.hdl.parser import LATENCY
-from wiretick.host.formats import MESSAGES
+from wiretick.host.contract.formats import MESSAGES
 
 
 def test_latency_frames_cover_every_lane_of_every_type():

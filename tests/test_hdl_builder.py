@@ -14,7 +14,7 @@ from wiretick.hdl.sim import make_frame, pack, random_message, unpack
 from wiretick.hdl.splitter import slot_layout, split_beat_layout
 from wiretick.host.capture import FrameBatch
 from wiretick.host.decode import DecodeConfig, decode_batch
-from wiretick.host.formats import MESSAGES, TICK_MAP
+from wiretick.host.contract.formats import MESSAGES, TICK_MAP
 from wiretick.host.frames import encode_message
 from wiretick.host.tick import TICK_DTYPE
 

@@ -18,7 +18,7 @@ from amaranth.sim import Simulator
 
 from wiretick.hdl.axi import BURST_INCR, RESP_OKAY, RESP_SLVERR
 from wiretick.hdl.dma import DMAState, TickDMA
-from wiretick.host.formats import Flag
+from wiretick.host.contract.formats import Flag
 
 SLOT = 64
 _FLAGS_OFF = 60

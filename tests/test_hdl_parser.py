@@ -14,7 +14,7 @@ from wiretick.hdl.regs import COUNTER_BITS
 from wiretick.hdl.sim import make_frame, random_frame, random_message, run_parser
 from wiretick.host.capture import FrameBatch, read_frames
 from wiretick.host.decode import DecodeConfig, decode_batch
-from wiretick.host.formats import MESSAGES, Flag
+from wiretick.host.contract.formats import MESSAGES, Flag
 from wiretick.host.frames import encode_message
 
 S1, S2 = b"SESSION001", b"SESSION002"

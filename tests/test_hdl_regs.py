@@ -17,7 +17,7 @@ from wiretick.hdl.regs import (COUNTER_BASE, COUNTER_BITS, MAP_SIZE, REG_BY_NAME
                                counter_register,
                                lint_regs, markdown_table, registers_doc, regs_verilog, words)
 from wiretick.hdl.sim import LiteMaster
-from wiretick.host.formats import COUNTERS
+from wiretick.host.contract.formats import COUNTERS
 from wiretick.sim.verilator import LintError
 
 # --------------------------------------------------------------------------- the map as data

@@ -9,7 +9,7 @@ from wiretick.hdl.builder import built_layout
 from wiretick.hdl.sequencer import SEQUENCER_COUNTERS, Sequencer, preload_layout
 from wiretick.hdl.sim import pack, unpack
 from wiretick.hdl.splitter import ok_layout, slot_layout, split_beat_layout
-from wiretick.host.formats import Flag
+from wiretick.host.contract.formats import Flag
 from wiretick.host.tick import TICK_DTYPE
 
 W = 8

@@ -341,7 +341,7 @@ def test_a_slow_link_makes_the_dma_engine_drop_not_hang():
     """Ticks offered every cycle, a wire taking a beat 5% of the time: the back-pressure reaches TickDMA,
     which drops and reports (drop events in the ring); every slot it wrote arrives, in seq order."""
     from wiretick.hdl.dma import DMAState
-    from wiretick.host.formats import Flag
+    from wiretick.host.contract.formats import Flag
     from wiretick.host.tick import TICK_DTYPE
 
     top = _DmaLink()

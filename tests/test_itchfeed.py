@@ -25,7 +25,7 @@ from itch.parser import MessageParser
 
 from wiretick.host.capture import FrameBatch, read_frames
 from wiretick.host.decode import DecodeConfig, decode_batch
-from wiretick.host.formats import COUNTERS, MESSAGES, Flag
+from wiretick.host.contract.formats import COUNTERS, MESSAGES, Flag
 from wiretick.host.frames import encode_message, mold_packet, udp_frame
 from wiretick.host.tick import TICK_DTYPE
 

@@ -564,7 +564,7 @@ def test_views_outlive_close(name):
 
 def test_flags_reserve_the_lap_tag_and_readers_mask_it(name):
     """formats.Flag reserves bits 12..15 (the lap tag); ``flags & Flag.MASK`` is what the parser set."""
-    from wiretick.host.formats import Flag
+    from wiretick.host.contract.formats import Flag
     from wiretick.host.ring import LAP_BITS
     parser_flags = {k: v for k, v in vars(Flag).items() if k.isupper() and k not in ("LAP_TAG", "MASK")}
     assert Flag.LAP_TAG == LAP_BITS == 0xF000 and Flag.MASK == 0x0FFF

@@ -20,7 +20,7 @@ import pytest
 from wiretick.hdl.sim import make_frame, random_frame
 from wiretick.host.capture import FrameBatch, write_pcap, write_pcapng
 from wiretick.host.decode import DecodeConfig, decode_file
-from wiretick.host.formats import Flag
+from wiretick.host.contract.formats import Flag
 from wiretick.host.frames import encode_message
 from wiretick.host.gen import GenConfig, generate_to_file
 from wiretick.sim import fast

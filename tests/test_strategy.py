@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from wiretick.host.formats import Flag
+from wiretick.host.contract.formats import Flag
 from wiretick.host.strategy import ENGINES, ScalarVwap, Vwap
 from wiretick.host.tick import TICK_DTYPE, empty_ticks
 

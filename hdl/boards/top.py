@@ -54,7 +54,7 @@ from amaranth.lib import io, wiring
 from amaranth.lib.cdc import ResetSynchronizer
 from amaranth.lib.wiring import In, Out
 
-from wiretick.host.formats import Flag
+from wiretick.host.contract.formats import Flag
 
 from ..ecp5io import EHXPLLL, is_ecp5, pll_dividers
 from ..hostlink import HostLink

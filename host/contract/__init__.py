@@ -1,0 +1,14 @@
+"""The contract between the gateware and the host: everything both sides must agree on.
+
+Each fact about the device is written once, here, and both sides derive from it:
+the gateware (:mod:`wiretick.hdl`) builds its parser, register file and DMA engine
+from these tables, the host (:mod:`wiretick.host`) reads the device through them,
+and ``docs/tick.md``, ``docs/ring.md`` and ``docs/registers.md`` are generated
+from them (``python -m wiretick.host.docgen``).
+
+- :mod:`.formats`: ITCH 5.0 messages, MoldUDP64, the tick, the message-to-tick map,
+  the tick's flag bits and event kinds, the parser's counters;
+
+The contract imports numpy and the standard library only (and
+:mod:`wiretick.host.errors`), so that either side can import it without the other.
+"""
