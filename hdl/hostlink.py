@@ -13,7 +13,7 @@ Ethernet port (docs/hostlink.md).  :class:`HostLink` sits between
 - :class:`PacketBuffer` is an AXI4 write slave (64-bit data, INCR bursts of 8-byte
   beats: what :class:`~wiretick.hdl.dma.TickDMA` issues at ``data_width=64``).  Each
   burst becomes write records (address, data, strobes) of a DATA packet of
-  :mod:`wiretick.host.linkproto`; the B response (OKAY) is given once the burst's data
+  :mod:`wiretick.host.contract.linkproto`; the B response (OKAY) is given once the burst's data
   is in the packet buffer.  It also appends the register answers, in the same
   stream, so a register read's answer reaches the host after every write
   acknowledged before the read (as PCIe orders a read completion after posted
@@ -23,7 +23,7 @@ Ethernet port (docs/hostlink.md).  :class:`HostLink` sits between
   ``awready``/``wready`` stay low: the back-pressure reaches the DMA engine, whose
   queue then drops ticks and reports them in the ring (drop events), as designed.
 - The frame builder (in :class:`PacketBuffer`) prefixes Ethernet, IPv4 (with its
-  header checksum) and UDP headers built from :class:`~wiretick.host.linkproto.LinkAddresses`.
+  header checksum) and UDP headers built from :class:`~wiretick.host.contract.linkproto.LinkAddresses`.
 - :class:`RequestParser` accepts REQUEST packets addressed to the device and
   :class:`RegisterMaster` performs each as one AXI4-Lite access, whose answer
   goes back through the packet buffer.
@@ -40,7 +40,7 @@ from amaranth.lib import data, enum, fifo, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from wiretick.host import linkproto as lp
+from wiretick.host.contract import linkproto as lp
 
 from .axi import AXI4LiteSignature, AXI4WriteSignature, BURST_INCR, RESP_DECERR, RESP_OKAY, RESP_SLVERR
 from .common import mac_beat_layout
@@ -106,7 +106,7 @@ class PacketBuffer(wiring.Component):
     depth : int
         Words of packet buffer (a power of two, at least two full packets).
     max_payload_words : int
-        Longest UDP payload, in words (at most :data:`~wiretick.host.linkproto.MAX_PAYLOAD_WORDS`).
+        Longest UDP payload, in words (at most :data:`~wiretick.host.contract.linkproto.MAX_PAYLOAD_WORDS`).
 
     Attributes
     ----------

@@ -2,7 +2,7 @@
 
 A board without PCIe (the ECP5 boards, docs/hostlink.md) carries its DMA engine's
 writes and its register bus over UDP on its second Ethernet port
-(:mod:`wiretick.host.linkproto` defines the packets).  :class:`HostLinkBackend`
+(:mod:`wiretick.host.contract.linkproto` defines the packets).  :class:`HostLinkBackend`
 makes such a board look like any other device to :class:`~wiretick.host.device.Device`:
 
 - ``read32``/``write32`` are REQUEST packets answered by the board; each is
@@ -38,7 +38,7 @@ import numpy as np
 
 from wiretick.hdl.regs import REGISTERS
 
-from . import linkproto as lp
+from .contract import linkproto as lp
 from .device import Backend, DmaBuffer, FileDma
 from .errors import WiretickError
 
@@ -596,7 +596,7 @@ def measure_apply_rate(packets: int = 2000, ticks_per_packet: int = 18, *, dma_d
     """How fast the receiver applies full DATA packets of tick records, in CPU time (no socket).
 
     Returns ``{"tick_records_per_s", "packets_per_s", "link_bound_ticks_per_s"}``; the
-    last is the 1 Gb/s wire's limit for comparison (:func:`~wiretick.host.linkproto.ticks_per_second`).
+    last is the 1 Gb/s wire's limit for comparison (:func:`~wiretick.host.contract.linkproto.ticks_per_second`).
     """
     backend = HostLinkBackend(_NoTransport(), dma_dir=dma_dir, prefix=f"wiretick-apply-{os.getpid()}")
     try:

@@ -15,7 +15,7 @@ import time
 import numpy as np
 import pytest
 
-from wiretick.host import linkproto as lp
+from wiretick.host.contract import linkproto as lp
 from wiretick.host.device import Device
 from wiretick.host.hostlink import HostLinkBackend, LinkError, UdpTransport, parse_records
 from wiretick.host.ring import DATA_OFFSET, OFF_HEAD, Ring

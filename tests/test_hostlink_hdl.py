@@ -14,7 +14,7 @@ from wiretick.hdl.hostlink import HostLink, PacketBuffer
 from wiretick.hdl.regs import REG_BY_NAME, REG_ID, RegisterFile
 from wiretick.hdl.rgmii_tx import RGMIITransmitter
 from wiretick.hdl.top import _LITE_ADDR_BITS
-from wiretick.host import linkproto as lp
+from wiretick.host.contract import linkproto as lp
 from wiretick.host.hostlink import build_frame, parse_frame, parse_records
 from wiretick.sim.rgmii import IFG, Decoder
 

@@ -8,6 +8,7 @@ from them (``python -m wiretick.host.docgen``).
 
 - :mod:`.formats`: ITCH 5.0 messages, MoldUDP64, the tick, the message-to-tick map,
   the tick's flag bits and event kinds, the parser's counters;
+- :mod:`.linkproto`: the UDP host link's packets (boards without PCIe);
 
 The contract imports numpy and the standard library only (and
 :mod:`wiretick.host.errors`), so that either side can import it without the other.

@@ -1,6 +1,7 @@
 """The host link's wire protocol, once: what the gateware sends and the host backend reads.
 
-Pure data (the standard library only), imported by the gateware
+Pure data (the standard library only), part of the contract between the gateware and
+the host (:mod:`wiretick.host.contract`): imported by the gateware
 (:mod:`wiretick.hdl.hostlink`) and by the host backend (:mod:`wiretick.host.hostlink`).
 docs/hostlink.md explains the design; this module is its normative definition.
 
