@@ -40,7 +40,7 @@ than OKAY/EXOKAY is counted in ``bus_errors``; the slot still counts as written.
 
 Overflow
 --------
-``i_ticks.ready`` is constantly 1: the parser is never stalled.  Ticks wait in a
+``i_ticks`` is always-ready: the parser is never stalled.  Ticks wait in a
 queue while the bus is slow (a stalled bus holds ``fifo_depth`` ticks plus the
 one being written: a block RAM of ``fifo_depth - 2`` entries, its output
 register, the next entry and the entry on the bus); a tick that finds the
@@ -148,8 +148,8 @@ class TickDMA(wiring.Component):
 
     Attributes
     ----------
-    i_ticks : In(stream.Signature(TickLayout))
-        Ticks; ``ready`` is constantly 1.
+    i_ticks : In(stream.Signature(TickLayout, always_ready=True))
+        Ticks: the engine takes one every cycle.
     bus : Out(AXI4WriteSignature(addr_width, data_width))
         To host memory.
     timestamp : In(64)
@@ -197,7 +197,7 @@ class TickDMA(wiring.Component):
         self.addr_width = addr_width
         self.checks = checks
         super().__init__({
-            "i_ticks": In(stream.Signature(TickLayout)),
+            "i_ticks": In(stream.Signature(TickLayout, always_ready=True)),
             "bus": Out(AXI4WriteSignature(addr_width=addr_width, data_width=data_width)),
             "timestamp": In(64),
             "enable": In(1),
@@ -255,8 +255,6 @@ class TickDMA(wiring.Component):
         bus_errors = Signal(32, reset_less=True)
         m.d.comb += [self.head.eq(head), self.dropped.eq(dropped), self.drop_events.eq(drop_events),
                      self.bus_errors.eq(bus_errors)]
-
-        m.d.comb += self.i_ticks.ready.eq(1)
 
         # ---------------------------------------------------------- the queue
         # A block RAM of fifo_depth - 2 entries, then three entries in registers:

@@ -67,7 +67,8 @@ class ItchParser(wiring.Component):
         up to 8; the splitter checks its own limit).
     fifo_depth : int
         Depth of the tick output queue (ticks are only queued while ``o_tick.ready``
-        is low).
+        is low); 0 (the default) for none: ``o_tick`` is then always-ready, for a
+        consumer that takes a tick every cycle (the DMA engine).
     counter_bits : int
         Width of each counter (they wrap; 32 as in the top, whose host extends them).
 
@@ -75,7 +76,7 @@ class ItchParser(wiring.Component):
     ----------
     i_mac : In(stream.Signature(mac_beat_layout(width), always_ready=True))
         MAC receive stream.
-    o_tick : Out(stream.Signature(TickLayout))
+    o_tick : Out(stream.Signature(TickLayout, always_ready=fifo_depth == 0))
         Ticks.
     timestamp : In(64)
         Nanosecond clock; a frame's ``ts_rx`` is its value when the first beat is accepted.
@@ -91,13 +92,13 @@ class ItchParser(wiring.Component):
         each leaves a hole in ``seq``.
     """
 
-    def __init__(self, width: int = 8, fifo_depth: int = 16, counter_bits: int = COUNTER_BITS):
+    def __init__(self, width: int = 8, fifo_depth: int = 0, counter_bits: int = COUNTER_BITS):
         self.width = width
         self.fifo_depth = fifo_depth
         self.counter_bits = counter_bits
         super().__init__({
             "i_mac": In(stream.Signature(mac_beat_layout(width), always_ready=True)),
-            "o_tick": Out(stream.Signature(TickLayout)),
+            "o_tick": Out(stream.Signature(TickLayout, always_ready=fifo_depth == 0)),
             "timestamp": In(64),
             "ip_dst": In(32),
             "port": In(16),

@@ -71,19 +71,20 @@ class Sequencer(wiring.Component):
     """Sequence processing (docs/reference-model.md) and the tick output queue.
 
     A tick is registered in the cycle it is made and is on ``o_tick`` from the next
-    cycle: straight from that register while the consumer is ready and nothing is
-    queued (always, behind the DMA engine), else through a
-    :class:`~amaranth.lib.fifo.SyncFIFO` of ``depth`` ticks.  If the consumer stalls
-    longer than the queue is deep, ticks that find it full are not written: each one
-    pulses ``o_lost`` (a cycle after it was made; the top counts them) and leaves a
-    hole in ``seq``.
+    cycle.  With ``depth`` 0 (the default; behind the DMA engine, which takes a tick
+    every cycle) that register is the output and ``o_tick`` is always-ready.  With a
+    queue, the tick goes out straight from the register while the consumer is ready
+    and nothing is queued, else through a :class:`~amaranth.lib.fifo.SyncFIFO` of
+    ``depth`` ticks.  If the consumer stalls longer than the queue is deep, ticks that
+    find it full are not written: each one pulses ``o_lost`` (a cycle after it was
+    made; the top counts them) and leaves a hole in ``seq``.
 
     Parameters
     ----------
     width : int
         Datapath width in bytes (for the input layout).
     depth : int
-        Output queue depth in ticks.
+        Output queue depth in ticks; 0 for none (``o_tick`` always-ready).
 
     Attributes
     ----------
@@ -98,7 +99,7 @@ class Sequencer(wiring.Component):
         Configuration: track sequence numbers (duplicates dropped, gaps reported).
     preload : In(preload_layout)
         Late join: the sequence state and the next tick's ``seq``, loaded on ``en``.
-    o_tick : Out(stream.Signature(TickLayout))
+    o_tick : Out(stream.Signature(TickLayout, always_ready=depth == 0))
         The tick stream.
     o_count : Out(counter_events_layout)
         Counter increments, for :data:`SEQUENCER_COUNTERS`.
@@ -106,7 +107,9 @@ class Sequencer(wiring.Component):
         A tick was lost to a full queue this cycle.
     """
 
-    def __init__(self, width: int = 8, depth: int = 16):
+    def __init__(self, width: int = 8, depth: int = 0):
+        if depth < 0:
+            raise ValueError(f"queue depth must be 0 (none) or more, not {depth}")
         self.width = width
         self.depth = depth
         super().__init__({
@@ -115,7 +118,7 @@ class Sequencer(wiring.Component):
             "i_built": In(stream.Signature(built_layout(), always_ready=True)),
             "sequence_check": In(1),
             "preload": In(preload_layout),
-            "o_tick": Out(stream.Signature(TickLayout)),
+            "o_tick": Out(stream.Signature(TickLayout, always_ready=depth == 0)),
             "o_count": Out(counter_events_layout(_counter_widths())),
             "o_lost": Out(1),
         })
@@ -230,21 +233,28 @@ class Sequencer(wiring.Component):
         m.d.comb += emit.eq(abort_pend | frame_tick)
 
         # The tick is registered, then goes out directly when the queue is empty and the
-        # consumer ready (always, behind the DMA engine), else through the queue: the
-        # tick's decision drives one register, not the queue's write port and level.
+        # consumer ready, else through the queue: the tick's decision drives one
+        # register, not the queue's write port and level.  Without a queue the
+        # register is the output (the DMA engine's input: no multiplexer before it).
         tick_r = Signal(TICK_BITS)
         tick_v = Signal()
         m.d.sync += [tick_r.eq(tick.as_value()), tick_v.eq(emit)]
-        fifo = m.submodules.fifo = SyncFIFO(width=TICK_BITS, depth=self.depth)
-        queued = tick_v & (fifo.r_rdy | ~self.o_tick.ready)
-        m.d.comb += [
-            fifo.w_en.eq(queued),
-            fifo.w_data.eq(tick_r),
-            self.o_lost.eq(queued & ~fifo.w_rdy),
-            self.o_tick.valid.eq(fifo.r_rdy | tick_v),
-            self.o_tick.payload.as_value().eq(Mux(fifo.r_rdy, fifo.r_data, tick_r)),
-            fifo.r_en.eq(self.o_tick.ready),
-        ]
+        if self.depth == 0:
+            m.d.comb += [
+                self.o_tick.valid.eq(tick_v),
+                self.o_tick.payload.as_value().eq(tick_r),
+            ]
+        else:
+            fifo = m.submodules.fifo = SyncFIFO(width=TICK_BITS, depth=self.depth)
+            queued = tick_v & (fifo.r_rdy | ~self.o_tick.ready)
+            m.d.comb += [
+                fifo.w_en.eq(queued),
+                fifo.w_data.eq(tick_r),
+                self.o_lost.eq(queued & ~fifo.w_rdy),
+                self.o_tick.valid.eq(fifo.r_rdy | tick_v),
+                self.o_tick.payload.as_value().eq(Mux(fifo.r_rdy, fifo.r_data, tick_r)),
+                fifo.r_en.eq(self.o_tick.ready),
+            ]
         with m.If(emit):
             m.d.sync += seq.eq(seq + 1)
 

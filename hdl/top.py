@@ -94,8 +94,6 @@ class WiretickTop(wiring.Component):
     dma_data_width, dma_fifo_depth, dma_max_outstanding, dma_max_log2 : int
         :class:`TickDMA` parameters (``data_width``, ``fifo_depth``,
         ``max_outstanding``, ``max_log2_slots``).
-    parser_fifo_depth : int
-        The parser's output queue (used only if the DMA engine stalled it; it never does).
     dma_checks : bool
         The DMA engine's simulation ``Assert``\\ s (off for Verilog: Yosys drops them).
 
@@ -110,14 +108,13 @@ class WiretickTop(wiring.Component):
     """
 
     def __init__(self, *, ns_per_cycle=DEFAULT_NS_PER_CYCLE, dma_data_width: int = 512, dma_fifo_depth: int = 64,
-                 dma_max_outstanding: int = 16, dma_max_log2: int = 24, parser_fifo_depth: int = 16,
+                 dma_max_outstanding: int = 16, dma_max_log2: int = 24,
                  dma_checks: bool = False):
         self.ns_per_cycle = ns_per_cycle
         self.dma_data_width = dma_data_width
         self.dma_fifo_depth = dma_fifo_depth
         self.dma_max_outstanding = dma_max_outstanding
         self.dma_max_log2 = dma_max_log2
-        self.parser_fifo_depth = parser_fifo_depth
         self.dma_checks = dma_checks
         super().__init__({
             "mac": In(stream.Signature(mac_beat_layout(8), always_ready=True)),
@@ -133,7 +130,8 @@ class WiretickTop(wiring.Component):
         dma = TickDMA(data_width=self.dma_data_width, fifo_depth=self.dma_fifo_depth,
                       max_outstanding=self.dma_max_outstanding, max_log2_slots=self.dma_max_log2,
                       addr_width=64, checks=self.dma_checks)
-        parser = ItchParser(8, fifo_depth=self.parser_fifo_depth, counter_bits=64)
+        # No queue after the parser: the DMA engine takes a tick every cycle.
+        parser = ItchParser(8, fifo_depth=0, counter_bits=64)
 
         # The cycle a run starts: the engine leaves OFF (to RUN, or to ERROR on a
         # misaligned configuration) exactly when it is OFF with ENABLE high.
