@@ -27,14 +27,18 @@ from typing import TextIO
 
 import numpy as np
 
+from .measure import median_rate
+
 __all__ = ["bench_book"]
 
 BATCH = 1 << 16
 
 
 def _itch_stream(path: Path) -> np.ndarray:
-    from .bench import _message_blocks
-    return np.frombuffer(b"".join(struct.pack(">H", len(m)) + m for m in _message_blocks(path)), np.uint8)
+    from .capture import read_frames
+    from .frames import batch_messages
+    return np.frombuffer(b"".join(struct.pack(">H", len(m)) + m for m in batch_messages(read_frames(path))),
+                         np.uint8)
 
 
 def bench_book(messages: int, log: TextIO | None = None, repeats: int = 5) -> dict[str, float]:
@@ -86,12 +90,10 @@ def bench_book(messages: int, log: TextIO | None = None, repeats: int = 5) -> di
               f"(load {load:.1f})", file=log)
 
     def rate(fn, n=len(ticks)) -> float:
-        r = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
+        def run() -> int:
             fn()
-            r.append(n / (time.perf_counter() - t0))
-        return statistics.median(r)
+            return n
+        return median_rate(run, repeats)
 
     adds = ord("A")
     select(ticks[:10], types="A")

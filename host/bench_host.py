@@ -308,9 +308,9 @@ def bench_host(messages: int, log: TextIO | None = None, *, latency_samples: int
     (the streaming ring) exist for quick smoke runs.  ``plot``: write the
     latency histogram PNG there.
     """
-    from .bench import loadavg
     from .decode import decode_file
     from .gen import GenConfig, generate_to_file
+    from .measure import loadavg
 
     with tempfile.TemporaryDirectory(prefix="wiretick-bench-") as tmp:
         cap = Path(tmp) / "feed.pcap"

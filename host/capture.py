@@ -1,5 +1,9 @@
 """Capture files: read classic pcap and pcapng (Ethernet), write pcap and pcapng.
 
+The one pcap writer: :func:`write_pcap` writes a batch; the generator (:mod:`.gen`),
+which writes captures piece by piece, uses the same header, record headers and
+atomic output (:func:`pcap_header`, :func:`pcap_records`, :func:`atomic_output`).
+
 Frames are handed out in batches that point into the memory-mapped file, so a
 multi-GB capture is never loaded whole and no frame byte is copied.
 
@@ -11,17 +15,18 @@ and turns the kernels' error codes into one-line messages.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import BinaryIO, Iterator
 
 import numba
 import numpy as np
 
 __all__ = ["FrameBatch", "CaptureError", "Capture", "open_capture", "read_frames",
-           "write_pcap", "write_pcapng", "MAX_RECORD"]
+           "write_pcap", "write_pcapng", "pcap_header", "pcap_records", "atomic_output", "PCAP_RECORD", "MAX_RECORD"]
 
 #: Largest captured length a record may declare.  libpcap and Wireshark refuse
 #: records above 256 KiB, so a larger value means a corrupt header, not a frame.
@@ -595,14 +600,43 @@ def read_frames(path: str | os.PathLike) -> FrameBatch:
 
 # --------------------------------------------------------------------------- writing
 
-def _atomic_target(path: str | os.PathLike) -> Path:
-    return Path(str(path) + ".partial")
+#: Bytes of a classic pcap record header (seconds, fraction, captured and wire length).
+PCAP_RECORD = 16
 
 
-def _check_ts(ts: np.ndarray) -> None:
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike) -> Iterator[BinaryIO]:
+    """A binary file written as ``<path>.partial``, renamed to ``path`` once the block
+    completes and removed if it fails: a capture appears under its name whole or not at all."""
+    tmp = Path(str(path) + ".partial")
+    try:
+        with open(tmp, "wb") as fh:
+            yield fh
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def pcap_header(*, nanosecond: bool = True, snaplen: int = 65535) -> bytes:
+    """The global header of a classic little-endian pcap file, v2.4, link type Ethernet."""
+    return struct.pack("<IHHiIII", 0xA1B23C4D if nanosecond else 0xA1B2C3D4, 2, 4, 0, 0, snaplen,
+                       _LINKTYPE_ETHERNET)
+
+
+def pcap_records(ts_ns: np.ndarray, length: np.ndarray, *, nanosecond: bool = True) -> np.ndarray:
+    """The record headers of frames captured at ``ts_ns`` (ns) with ``length`` bytes, one
+    16-byte row each (uint8); with ``nanosecond=False`` timestamps are truncated to microseconds."""
+    ts = np.asarray(ts_ns).astype(np.uint64)
     # pcap seconds are 32 bits: fail rather than silently wrap to 1970.
     if len(ts) and int(ts.max()) >= (1 << 32) * 1_000_000_000:
         raise ValueError(f"timestamp {int(ts.max())} ns is beyond what a pcap file can hold (2106)")
+    div = np.uint64(1_000_000_000)
+    frac = (ts % div) if nanosecond else (ts % div) // np.uint64(1000)
+    rec = np.empty(len(ts), dtype=[("sec", "<u4"), ("frac", "<u4"), ("incl", "<u4"), ("orig", "<u4")])
+    rec["sec"], rec["frac"] = (ts // div).astype(np.uint32), frac.astype(np.uint32)
+    rec["incl"] = rec["orig"] = np.asarray(length).astype(np.uint32)
+    return rec.view(np.uint8).reshape(len(ts), PCAP_RECORD)
 
 
 def write_pcap(path: str | os.PathLike, batch: FrameBatch, *, nanosecond: bool = True,
@@ -613,28 +647,19 @@ def write_pcap(path: str | os.PathLike, batch: FrameBatch, *, nanosecond: bool =
     ``nanosecond=False`` timestamps are truncated to microseconds.
     """
     n = len(batch)
-    magic = 0xA1B23C4D if nanosecond else 0xA1B2C3D4
-    header = struct.pack("<IHHiIII", magic, 2, 4, 0, 0, snaplen, 1)
-    ts = batch.ts_ns.astype(np.uint64)
-    _check_ts(ts)
+    header = pcap_header(nanosecond=nanosecond, snaplen=snaplen)
     length = batch.length.astype(np.int64)
-    div = np.uint64(1_000_000_000)
-    sec = (ts // div).astype(np.uint32)
-    frac = (ts % div) if nanosecond else (ts % div) // np.uint64(1000)
-    rec = np.empty(n, dtype=[("sec", "<u4"), ("frac", "<u4"), ("incl", "<u4"), ("orig", "<u4")])
-    rec["sec"], rec["frac"] = sec, frac.astype(np.uint32)
-    rec["incl"] = rec["orig"] = length.astype(np.uint32)
+    records = pcap_records(batch.ts_ns, length, nanosecond=nanosecond)
     # 16-byte record headers interleaved with frame bytes in one output buffer.
-    out = np.empty(len(header) + 16 * n + int(length.sum()), dtype=np.uint8)
+    out = np.empty(len(header) + PCAP_RECORD * n + int(length.sum()), dtype=np.uint8)
     out[:len(header)] = np.frombuffer(header, np.uint8)
-    starts = len(header) + 16 * np.arange(n, dtype=np.int64)
+    starts = len(header) + PCAP_RECORD * np.arange(n, dtype=np.int64)
     if n:
         starts[1:] += np.cumsum(length)[:-1]
-    _scatter_rows(out, starts, rec.view(np.uint8).reshape(n, 16))
-    _scatter_frames(out, starts + 16, batch.buf, batch.offset.astype(np.int64), length)
-    tmp = _atomic_target(path)
-    out.tofile(tmp)
-    os.replace(tmp, path)
+    _scatter_rows(out, starts, records)
+    _scatter_frames(out, starts + PCAP_RECORD, batch.buf, batch.offset.astype(np.int64), length)
+    with atomic_output(path) as fh:
+        out.tofile(fh)
 
 
 @numba.njit(cache=True)
@@ -688,6 +713,5 @@ def write_pcapng(path: str | os.PathLike, batch: FrameBatch) -> None:
     nbad = int(bad.sum())
     _scatter_rows(out, (starts + 28 + data_len)[bad], np.broadcast_to(flag_opt, (nbad, 12)).copy())
     _scatter_rows(out, starts + blen - 4, blen.astype("<u4").view(np.uint8).reshape(n, 4))
-    tmp = _atomic_target(path)
-    out.tofile(tmp)
-    os.replace(tmp, path)
+    with atomic_output(path) as fh:
+        out.tofile(fh)

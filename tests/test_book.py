@@ -11,7 +11,7 @@ from wiretick.host.book import BBO_DTYPE, INCONSISTENCIES, TRADE_DTYPE, Books, b
 from wiretick.host.capture import FrameBatch, read_frames
 from wiretick.host.decode import decode_batch, decode_file
 from wiretick.host.contract.formats import Flag
-from wiretick.host.frames import encode_message, mold_packet, udp_frame
+from wiretick.host.frames import batch_messages, encode_message, mold_packet, udp_frame
 from wiretick.host.gen import GenConfig, generate_to_file
 from wiretick.host.tick import empty_ticks
 
@@ -20,21 +20,7 @@ itch_book = pytest.importorskip("itch_book._core", reason="itch-book (the test o
 
 def itch_messages(path) -> list[bytes]:
     """Every ITCH message of a capture in order (the MoldUDP64 blocks), for the oracle."""
-    batch = read_frames(path)
-    out = []
-    for i in range(len(batch)):
-        f = batch.frame(i)
-        p = 12
-        while struct.unpack_from(">H", f, p)[0] in (0x8100, 0x88A8):
-            p += 4
-        m = p + 2 + (f[p + 2] & 15) * 4 + 8
-        count = struct.unpack_from(">H", f, m + 18)[0]
-        q = m + 20
-        for _ in range(count if count != 0xFFFF else 0):
-            (n,) = struct.unpack_from(">H", f, q)
-            out.append(f[q + 2:q + 2 + n])
-            q += 2 + n
-    return out
+    return batch_messages(read_frames(path))
 
 
 def oracle_bbo(messages: list[bytes]) -> dict[str, np.ndarray]:

@@ -19,7 +19,7 @@ import pytest
 from itch.parser import MessageParser
 
 from wiretick.host.contract import formats as F
-from wiretick.host import gen
+from wiretick.host import frames, gen
 from wiretick.host.capture import write_pcap
 from wiretick.host.gen import (EXTRA_TYPES, MIN_MTU, GenConfig, generate, generate_to_file,
                                generate_with_stats, min_messages)
@@ -54,41 +54,17 @@ class Packet:
     padding: bytes = b""
 
 
-def ones_complement_sum(data: bytes) -> int:
-    s = sum(struct.unpack(f">{len(data) // 2}H", data))
-    while s > 0xFFFF:
-        s = (s & 0xFFFF) + (s >> 16)
-    return s
-
-
 def parse_frame(f: bytes, ts: int) -> Packet:
-    p = 12
-    tags = []
-    while struct.unpack_from(">H", f, p)[0] in (0x8100, 0x88A8):
-        tpid, tci = struct.unpack_from(">HH", f, p)
-        tags.append((tpid, tci & 0xFFF))
-        p += 4
-    assert struct.unpack_from(">H", f, p)[0] == 0x0800
-    p += 2
-    ip = f[p:p + 20]
+    m = frames.parse_frame(f)
+    assert m is not None
+    ip = f[m.ip:m.udp]
     vihl, _tos, total, ip_id, frag, ttl, proto, _csum, src, dst = struct.unpack(">BBHHHBBHII", ip)
     assert vihl == 0x45 and proto == 17 and ttl > 0
     assert frag == 0x4000, "DF set, not a fragment"
-    u = p + 20
-    sport, dport, ulen, ucsum = struct.unpack_from(">HHHH", f, u)
-    m = u + 8
-    session, seq, count = struct.unpack_from(">10sQH", f, m)
-    end = u + ulen
-    q = m + 20
-    blocks = []
-    if count not in (0, 0xFFFF):
-        for _ in range(count):
-            (ln,) = struct.unpack_from(">H", f, q)
-            blocks.append(f[q + 2:q + 2 + ln])
-            q += 2 + ln
-    assert q == end, "blocks fill the UDP payload exactly"
-    return Packet(ts, len(f), tags, f[:6], ip, total, ip_id, src, dst, sport, dport, ulen, ucsum,
-                  session, seq, count, blocks, f[end:])
+    sport, dport, ulen, ucsum = struct.unpack_from(">HHHH", f, m.udp)
+    assert m.complete and m.tail == m.end, "blocks fill the UDP payload exactly"
+    return Packet(ts, len(f), list(m.tags), f[:6], ip, total, ip_id, src, dst, sport, dport, ulen, ucsum,
+                  m.session, m.seq, m.count, list(m.blocks), f[m.end:])
 
 
 def parse_batch(batch) -> list[Packet]:
@@ -239,7 +215,7 @@ def test_frames_are_well_formed(base):
         assert p.tags == [(0x8100, 141)]
         assert p.dst_mac == bytes.fromhex("01005e") + bytes([54 & 0x7F, 12, 111])
         assert p.dst_ip == 0xE9360C6F and p.dst_port == 26477
-        assert ones_complement_sum(p.ip) == 0xFFFF, "IPv4 header checksum"
+        assert frames.ip_checksum(p.ip) == 0, "IPv4 header checksum"
         assert p.ip_total == 20 + p.udp_len and p.udp_csum == 0
         assert p.ip_total <= BASE.mtu
         assert p.frame_len == max(60, 18 + p.ip_total)
@@ -334,7 +310,7 @@ def test_ab_copies_every_packet():
     for pa, pb in zip(a, b):
         assert (pa.seq, pa.count, pa.blocks) == (pb.seq, pb.count, pb.blocks)
         assert 0 < pb.ts - pa.ts < 1_000_000, "B lags A by a little"
-        assert ones_complement_sum(pb.ip) == 0xFFFF
+        assert frames.ip_checksum(pb.ip) == 0
     assert [p.seq for p in a] == sorted(p.seq for p in a)
     # Interleaved, not one line after the other.
     order = [p.dst_port == cfg.port for p in packets]

@@ -1,7 +1,7 @@
 """The reference decoder against an independent ITCH 5.0 decoder (``itchfeed``), field by field.
 
-Message blocks are cut out of the frames by a walker written here (not the
-decoder's), decoded by itchfeed, and every field of every tick is checked
+Message blocks are cut out of the frames by the project's Python frame walker
+(:func:`wiretick.host.frames.parse_frame`, not the decoder's kernel), decoded by itchfeed, and every field of every tick is checked
 against the itchfeed object through the expectation table below, which
 restates the tick contract (docs/tick.md, ``formats.TICK_MAP``) in itchfeed's
 attribute names.  Fields a type does not fill must be zero.
@@ -13,7 +13,6 @@ import os
 
 os.environ["ITCH_NO_CPP"] = "1"  # the pure-Python itchfeed, not the itchcpp backend
 
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from itch.parser import MessageParser
 from wiretick.host.capture import FrameBatch, read_frames
 from wiretick.host.decode import DecodeConfig, decode_batch
 from wiretick.host.contract.formats import COUNTERS, MESSAGES, Flag
-from wiretick.host.frames import encode_message, mold_packet, udp_frame
+from wiretick.host.frames import MoldFrame, encode_message, mold_packet, parse_frame, udp_frame
 from wiretick.host.tick import TICK_DTYPE
 
 PARSER = MessageParser()
@@ -158,15 +157,7 @@ def check_message_ticks(ticks: np.ndarray, messages: list["Message"]) -> None:
             f"{ {f: (got[f], exp[f]) for f in exp if got[f] != exp[f]} } (got, itchfeed)")
 
 
-# ------------------------------------------------------------------ an independent frame walker
-
-
-@dataclass(frozen=True)
-class Packet:
-    session: bytes
-    seq: int
-    count: int
-    blocks: list[bytes]
+# ------------------------------------------------------------------ the messages as itchfeed gets them
 
 
 @dataclass(frozen=True)
@@ -176,32 +167,12 @@ class Message:
     block: bytes
 
 
-def walk_frame(frame: bytes) -> Packet | None:
-    """Ethernet (0-2 VLAN tags) / IPv4 / UDP / MoldUDP64, for well-formed frames only."""
-    (ethertype,) = struct.unpack_from(">H", frame, 12)
-    pos = 14
-    while ethertype in (0x8100, 0x88A8):
-        (ethertype,) = struct.unpack_from(">H", frame, pos + 2)
-        pos += 4
-    if ethertype != 0x0800:
-        return None
-    ihl = frame[pos] & 0x0F
-    assert frame[pos] >> 4 == 4 and ihl >= 5
-    assert frame[pos + 9] == 17
-    udp = pos + 4 * ihl
-    (udp_len,) = struct.unpack_from(">H", frame, udp + 4)
-    payload = frame[udp + 8: udp + udp_len]
-    assert len(payload) == udp_len - 8, "frame cut short"
-    session, seq, count = struct.unpack_from(">10sQH", payload, 0)
-    blocks = []
-    if count not in (0, 0xFFFF):
-        q = 20
-        for _ in range(count):
-            (length,) = struct.unpack_from(">H", payload, q)
-            blocks.append(payload[q + 2: q + 2 + length])
-            assert len(blocks[-1]) == length
-            q += 2 + length
-    return Packet(session, seq, count, blocks)
+def walk_frame(frame: bytes) -> MoldFrame:
+    """The project's frame walker (not the decoder under test), on a well-formed frame only."""
+    m = parse_frame(frame)
+    assert m is not None, "an IPv4/UDP frame"
+    assert m.complete and m.end <= len(frame), "frame cut short"
+    return m
 
 
 def messages_of(batch: FrameBatch) -> list[Message]:
