@@ -1,8 +1,8 @@
 """The counter bank: one register per :data:`wiretick.host.contract.formats.COUNTERS` entry.
 
-Each counter is no wider than its register in the map (:mod:`wiretick.hdl.regs`):
+Each counter is no wider than its register in the map (:mod:`wiretick.host.contract.registers`):
 32 bits for the event counters, which wrap and which the host extends to 64
-(:data:`wiretick.hdl.regs.COUNTER_NOTE`), 64 for ``gap_messages``, which grows by
+(:data:`wiretick.host.contract.registers.COUNTER_NOTE`), 64 for ``gap_messages``, which grows by
 a whole gap at once.
 """
 
@@ -13,8 +13,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import Out
 
 from wiretick.host.contract.formats import COUNTERS
-
-from .regs import counter_register
+from wiretick.host.contract.registers import counter_register
 
 
 __all__ = ["CounterBank"]

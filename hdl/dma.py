@@ -48,7 +48,7 @@ queue full is dropped and counted, and the count rides with the next entry
 into the queue (a tick, or a drop-only entry when the input is quiet), which
 makes the writer put a drop event before that tick.  ``dropped``,
 ``drop_events`` and ``bus_errors`` are 32 bits and wrap; the host extends them
-(:data:`wiretick.hdl.regs.COUNTER_NOTE`).
+(:data:`wiretick.host.contract.registers.COUNTER_NOTE`).
 
 Timing
 ------
@@ -86,38 +86,38 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from wiretick.host.contract.formats import TICK_FIELD_BY_NAME, Event, Flag
+from wiretick.host.contract.registers import DMA_DRAINING, DMA_OFF, DMA_REFUSED, DMA_RUNNING
+from wiretick.host.contract.ring import LAP_SHIFT, LAP_WIDTH, SLOT_SHIFT, SLOT_SIZE
 
 from .axi import (AXI4WriteSignature, BURST_INCR, CACHE_NORMAL_NONCACHEABLE_BUFFERABLE,
                   RESP_DECERR, RESP_SLVERR, burst_size)
 from .tick import TICK_BITS, TickLayout
 
-__all__ = ["TickDMA", "DMAState", "SLOT_BYTES", "LAP_SHIFT", "SWITCH_WAIVERS", "lint_hierarchy",
+__all__ = ["TickDMA", "DMAState", "SWITCH_WAIVERS", "lint_hierarchy",
            "dma_verilog", "lint_dma"]
 
-SLOT_BYTES = 64
-SLOT_SHIFT = 6
-#: The lap tag is flags bits 12..15.
-LAP_SHIFT = 12
 _SEQ_BITS = 8 * TICK_FIELD_BY_NAME["seq"].size
 _FLAGS_BIT = 8 * TICK_FIELD_BY_NAME["flags"].offset
 _LAP_LO = _FLAGS_BIT + LAP_SHIFT          # bit 492 of the tick
-_LAP_HI = _LAP_LO + 4
+_LAP_HI = _LAP_LO + LAP_WIDTH
 
 assert TICK_FIELD_BY_NAME["seq"].offset == 0
 
 
 class DMAState(enum.Enum, shape=2):
-    OFF = 0
-    RUN = 1
-    DRAIN = 2
-    ERROR = 3
+    """The engine's run state: the values of the ``DMA_STATE`` register."""
+
+    OFF = DMA_OFF
+    RUN = DMA_RUNNING
+    DRAIN = DMA_DRAINING
+    ERROR = DMA_REFUSED
 
 
 def _entry_layout(drop_bits: int) -> data.StructLayout:
     return data.StructLayout({
         # The tick without seq (bits 0..63) and without the lap-tag bits: what the
         # engine does not overwrite.
-        "body": unsigned(TICK_BITS - _SEQ_BITS - 4),
+        "body": unsigned(TICK_BITS - _SEQ_BITS - LAP_WIDTH),
         "has_tick": unsigned(1),
         # drops != 0, decided when the entry is written: the read side tests one bit.
         "has_drops": unsigned(1),
@@ -238,8 +238,8 @@ class TickDMA(wiring.Component):
         left = Signal(L, reset_less=True)       # mask - slot: slots after the next before the ring wraps
         at_last = Signal()                      # slot == mask (left == 0), kept as a register
         mask_zero = Signal()                    # a one-slot ring
-        lap_next = Signal(4, reset_less=True)   # lap tag of the next slot
-        cur_lap = Signal(4)                     # lap tag of the write in progress
+        lap_next = Signal(LAP_WIDTH, reset_less=True)   # lap tag of the next slot
+        cur_lap = Signal(LAP_WIDTH)                     # lap tag of the write in progress
 
         pending = Signal(64, reset_less=True)  # drops not yet attached to a queue entry
         pending_nz = Signal()                   # pending != 0
@@ -563,9 +563,9 @@ class TickDMA(wiring.Component):
             # In the sync domain: checked once per clock edge on settled values (a comb
             # Assert would also see the simulator's intermediate evaluations).
             lo = Cat(Const(0, SLOT_SHIFT), base)
-            size = Cat(Const(0, SLOT_SHIFT), mask) + SLOT_BYTES
+            size = Cat(Const(0, SLOT_SHIFT), mask) + SLOT_SIZE
             with m.If(bus.awvalid & ~cur_shadow):
-                m.d.sync += Assert((bus.awaddr >= lo) & (bus.awaddr + SLOT_BYTES <= lo + size)
+                m.d.sync += Assert((bus.awaddr >= lo) & (bus.awaddr + SLOT_SIZE <= lo + size)
                                    & (bus.awaddr[:SLOT_SHIFT] == 0),
                                    "ring write outside [base, base + nslots*64)")
             with m.If(bus.awvalid & cur_shadow):

@@ -20,13 +20,13 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from wiretick.host.contract.formats import COUNTERS
+from wiretick.host.contract.registers import COUNTER_BITS
 
 from .assembler import MessageAssembler
 from .builder import TickBuilder
 from .common import mac_beat_layout
 from .counters import CounterBank
 from .header import HeaderParser
-from .regs import COUNTER_BITS
 from .sequencer import Sequencer, preload_layout
 from .splitter import BlockSplitter
 from .tick import TickLayout

@@ -23,7 +23,7 @@ and what it latches on ``SNAPSHOT``: the parser's counters and ``lost``
 as its register: the event counters are 32 bits in the parser (its counter bank;
 the unused high bits of ``lost`` are removed by synthesis), the DMA engine and
 the registers, and the host extends them to 64
-(:data:`~wiretick.hdl.regs.COUNTER_NOTE`).
+(:data:`~wiretick.host.contract.registers.COUNTER_NOTE`).
 
 Runs
 ----
@@ -65,11 +65,13 @@ from amaranth.hdl import Cat, Module, ResetInserter, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from wiretick.host.contract.registers import MAP_SIZE
+
 from .axi import AXI4LiteSignature, AXI4WriteSignature
 from .common import mac_beat_layout
 from .dma import TickDMA
 from .parser import ItchParser
-from .regs import MAP_SIZE, RegisterFile
+from .regs import RegisterFile
 
 __all__ = ["WiretickTop", "TOP_NAME", "DEFAULT_NS_PER_CYCLE", "TOP_WAIVERS", "registered_reset_domains", "top_verilog",
            "lint_top"]
@@ -104,7 +106,7 @@ class WiretickTop(wiring.Component):
     m_axi : Out(AXI4WriteSignature(64, dma_data_width))
         Writes into host memory (ring slots and the shadow head).
     s_axil : In(AXI4LiteSignature(addr_width, 32))
-        The register map (:data:`wiretick.hdl.regs.REGISTERS`).
+        The register map (:data:`wiretick.host.contract.registers.REGISTERS`).
     """
 
     def __init__(self, *, ns_per_cycle=DEFAULT_NS_PER_CYCLE, dma_data_width: int = 512, dma_fifo_depth: int = 64,

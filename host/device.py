@@ -1,7 +1,7 @@
 """The control plane: one :class:`Device` API over interchangeable backends.
 
 A backend is a register file (32-bit reads and writes at byte offsets, the
-map of :mod:`wiretick.hdl.regs`) plus DMA memory (buffers the device writes
+map of :mod:`wiretick.host.contract.registers`) plus DMA memory (buffers the device writes
 ticks into).  :class:`Device` programs every backend through that one map:
 
 - :class:`wiretick.host.replay.ReplayBackend`: the software reference feed
@@ -26,30 +26,19 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
-from wiretick.hdl.regs import (COUNTER_BASE, MAP_SIZE, REG_BY_NAME, REG_ID, REG_VERSION, REGISTERS, CounterExtender,
-                               RegisterClient)
-
+from .contract.formats import COUNTERS
+from .contract.registers import (COUNTER_BASE, DMA_DRAINING, DMA_REFUSED, DMA_RUNNING, DMA_STATE_NAMES, MAP_SIZE,
+                                 REG_BY_NAME, REG_ID, REG_VERSION, REGISTERS, CounterExtender, RegisterClient)
+from .contract.ring import (CONTROL_SIZE, DATA_OFFSET, OFF_DROPPED, OFF_HEAD, OFF_STATE, STATE_NEW, STATE_RUNNING,
+                            STATE_STOPPED, check_nslots, ring_bytes)
 from .decode import DecodeConfig, SequenceState
 from .errors import WiretickError
-from .contract.formats import COUNTERS
-from .ring import (
-    DATA_OFFSET, OFF_DROPPED, OFF_HEAD, OFF_STATE, STATE_NEW, STATE_RUNNING, STATE_STOPPED, Ring, _check_nslots,
-    init_ring, ring_bytes,
-)
+from .ring import Ring, init_ring
 
 __all__ = [
-    "DEVICE_ID", "DMA_OFF", "DMA_RUNNING", "DMA_DRAINING", "DMA_REFUSED", "DMA_STATE_NAMES",
     "DeviceError", "MmioRegion", "DmaBuffer", "Backend", "DmaAllocator", "FileDma", "PcieBackend",
     "DeviceInfo", "RingSetup", "Device",
 ]
-
-#: The ``ID`` every wiretick design answers ("WTK1"), from the one register map.
-DEVICE_ID = REG_ID
-
-DMA_OFF, DMA_RUNNING, DMA_DRAINING, DMA_REFUSED = 0, 1, 2, 3
-DMA_STATE_NAMES = {DMA_OFF: "off", DMA_RUNNING: "running", DMA_DRAINING: "draining",
-                   DMA_REFUSED: "configuration refused"}
-
 
 class DeviceError(WiretickError, RuntimeError):
     """The device is absent, in the wrong state, or reported an error."""
@@ -392,7 +381,7 @@ class Device:
 
     @property
     def dma_state(self) -> int:
-        """DMA_STATE: 0 off, 1 running, 2 draining, 3 configuration refused."""
+        """DMA_STATE: one of ``contract.registers.DMA_STATE_NAMES`` (0 off, 1 running, ...)."""
         return self.regs.read("DMA_STATE")
 
     @property
@@ -477,7 +466,7 @@ class Device:
         aligned), RING_LOG2, SHADOW_ADDR (control page + 64) and SHADOW_INTERVAL
         (0: only when idle).  Everything is validated before anything is allocated.
         """
-        nslots = _check_nslots(nslots)
+        nslots = check_nslots(nslots)
         log2 = nslots.bit_length() - 1
         if log2 > self.info.max_log2_slots:
             raise DeviceError(f"the device's DMA engine handles at most 2^{self.info.max_log2_slots} slots "
@@ -582,7 +571,7 @@ class Device:
     def _ring_word(self, offset: int, value: int | None = None) -> int:
         """Read or write one u64 of the ring's control page (the driver-owned words)."""
         def word(mem) -> int:
-            words = memoryview(mem).cast("B")[:4096].cast("Q")
+            words = memoryview(mem).cast("B")[:CONTROL_SIZE].cast("Q")
             try:
                 if value is not None:
                     words[offset // 8] = value

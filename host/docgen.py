@@ -1,22 +1,52 @@
-"""Generate docs/tick.md from the one description (``python -m wiretick.host.docgen``).
+"""Generate the docs of the contract (``python -m wiretick.host.docgen``).
 
-A test fails when the committed file and the description disagree.
+Three documents describe :mod:`wiretick.host.contract`, and are generated from it
+so that they cannot say something the device does not do:
+
+- ``docs/tick.md``: wholly generated (the tick, its flags, the message-to-tick map);
+- ``docs/registers.md``: wholly generated (the register map and the counter note);
+- ``docs/ring.md``: prose written by hand, with generated blocks between
+  ``<!-- generated: NAME -->`` and ``<!-- end generated -->`` lines (the committed
+  file is its own template: only the blocks are rewritten).
+
+A test per document fails when the committed file differs from what this
+module renders (tests/test_contract.py).
 """
 
 from __future__ import annotations
 
+import argparse
+import re
 import sys
 from pathlib import Path
 
 from .contract import formats as F
+from .contract import registers as R
+from .contract import ring as G
 from .tick import tick_table_markdown
 
-__all__ = ["render_tick_doc"]
+__all__ = ["DOCS", "render_tick_doc", "render_registers_doc", "render_ring_doc", "render", "main"]
 
-_INTRO = """\
+#: The command that rewrites the generated docs (named by the tests that check them).
+COMMAND = "python -m wiretick.host.docgen"
+#: The checkout's docs directory (docgen is a tool of the source tree).
+DOCS_DIR = Path(__file__).resolve().parents[1] / "docs"
+
+
+def _banner(source: str) -> str:
+    return f"<!-- Generated from wiretick/host/contract/{source} by `{COMMAND}`: do not edit. -->"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+# ---------------------------------------------------------------- docs/tick.md
+
+_TICK_INTRO = f"""\
 # The normalized tick
 
-<!-- Generated from wiretick/host/contract/formats.py by `python -m wiretick.host.docgen`: do not edit. -->
+{_banner("formats.py")}
 
 Every ITCH message (and every device event) becomes one 64-byte tick: one cache line,
 little-endian, every field naturally aligned. The numpy dtype (`wiretick.host.tick.TICK_DTYPE`)
@@ -46,17 +76,10 @@ def _copy_text(code: str, c: F.Copy) -> str:
 
 def render_tick_doc() -> str:
     """The whole docs/tick.md."""
-    out = [_INTRO, tick_table_markdown(), "\n## Flags\n\n| bit | name | meaning |\n|---|---|---|\n"]
-    for name in ("PRINTABLE", "SATURATED", "EVENT_GAP", "EVENT_ABORT", "EVENT_DROP"):
-        doc = {"PRINTABLE": "C: printable = 'Y' (count the execution in volume)",
-               "SATURATED": "Q: the 64-bit share count was clipped to 2^32-1",
-               "EVENT_GAP": "event: `feed_seq` = first missing sequence number, `ref2` = how many",
-               "EVENT_ABORT": "event: the MAC flagged the frame bad: discard ticks `seq` in `order_ref`..`ref2`",
-               "EVENT_DROP": "event: `ref2` ticks were dropped (DMA overflow) before this one"}[name]
+    out = [_TICK_INTRO, tick_table_markdown(), "\n## Flags\n\n| bit | name | meaning |\n|---|---|---|\n"]
+    for name, doc in F.FLAG_DOCS.items():
         out.append(f"| 0x{getattr(F.Flag, name):04x} | `{name}` | {doc} |\n")
-    out.append(f"| 0x{F.Flag.LAP_TAG:04x} | `LAP_TAG` | reserved: the ring's lap tag (bits 12..15, docs/ring.md); "
-               f"the parser leaves them 0 |\n")
-    out.append("\nDevice events have `msg_type` 0; their kind is in `flags`.\n")
+    out.append(f"\nDevice events have `msg_type` {F.Event.TYPE}; their kind is in `flags`.\n")
     out.append(f"\nTicks read from a ring carry the ring's lap tag in bits 12..15, so test flags through the "
                f"mask of the parser's bits: `ticks['flags'] & Flag.MASK` (0x{F.Flag.MASK:04x}), never "
                f"`flags == Flag.X`.\n")
@@ -75,10 +98,115 @@ def render_tick_doc() -> str:
     return "".join(out)
 
 
-def main() -> int:
-    target = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("docs/tick.md")
-    target.write_text(render_tick_doc())
-    print(f"wrote {target}")
+# ---------------------------------------------------------------- docs/registers.md
+
+def render_registers_doc() -> str:
+    """The whole docs/registers.md: the map as a table and :data:`~.registers.COUNTER_NOTE`."""
+    return (
+        "# Register map\n\n"
+        f"{_banner('registers.py')}\n\n"
+        f"AXI4-Lite, 32-bit words, byte offsets; map version {R.REG_VERSION >> 16}.{R.REG_VERSION & 0xFFFF}.  "
+        "A 64-bit register is two words, low half first.  `snap` registers hold their value at the "
+        "last write to `SNAPSHOT` (all latched in the same cycle); unmapped words read 0.\n\n"
+        + R.markdown_table() + "\n## Counters\n\n" + R.COUNTER_NOTE)
+
+
+# ---------------------------------------------------------------- docs/ring.md
+
+def _ring_control_page() -> str:
+    rows = ["| offset | type | field | meaning | written by |", "|---:|---|---|---|---|"]
+    who = {"init": "whoever lays the ring out, once", "head": "the ring writer (the DMA engine)",
+           "driver": "the driver (or the software writer)"}
+    rows += [f"| {f.offset} | {f.kind} | `{f.name}` | {_cell(f.doc)} | {who[f.writer]} |" for f in G.CONTROL_PAGE]
+    return "\n".join(rows)
+
+
+def _ring_constants() -> str:
+    rows = ["| name | value | meaning |", "|---|---:|---|",
+            f"| `SLOT_SIZE` | {G.SLOT_SIZE} | bytes per slot: one tick |",
+            f"| `CONTROL_SIZE` | {G.CONTROL_SIZE} | bytes of the control page |",
+            f"| `DATA_OFFSET` | {G.DATA_OFFSET} | where slot 0 starts in a ring buffer |",
+            f"| `MIN_SLOTS` | {G.MIN_SLOTS} | fewest slots (one page of them: the slot area can be mapped twice) |",
+            f"| `LAP_SHIFT`, `LAP_WIDTH` | {G.LAP_SHIFT}, {G.LAP_WIDTH} | the lap tag is `flags` bits "
+            f"{G.LAP_SHIFT}..{G.LAP_SHIFT + G.LAP_WIDTH - 1}: `((seq - 1) >> log2(nslots)) & 0x{G.LAP_MASK:X}` |",
+            f"| `FRESH_LAP` | {G.FRESH_LAP} | the lap tag of every slot of a fresh ring (with `seq` 0): \"lap -1\" |"]
+    return "\n".join(rows)
+
+
+def _ring_registers() -> str:
+    names = ("ENABLE", "DMA_STATE", "RING_BASE", "RING_LOG2", "SHADOW_ADDR", "SHADOW_INTERVAL", "DMA_MAX_LOG2",
+             "DMA_HEAD", "DMA_DROPPED", "DMA_DROP_EVENTS", "DMA_BUS_ERRORS")
+    rows = ["| register | offset | bits | access | meaning |", "|---|---:|---:|---|---|"]
+    for name in names:
+        r = R.REG_BY_NAME[name]
+        rows.append(f"| `{r.name}` | {r.offset:#05x} | {r.width} | {r.access} | {_cell(r.doc)} |")
+    return "\n".join(rows)
+
+
+#: The generated blocks of docs/ring.md, by name.
+RING_BLOCKS = {
+    "ring-constants": _ring_constants,
+    "control-page": _ring_control_page,
+    "ring-registers": _ring_registers,
+}
+_BLOCK = re.compile(r"(<!-- generated: ([\w-]+) -->\n)(.*?)(<!-- end generated -->)", re.S)
+
+
+def render_ring_doc(template: str) -> str:
+    """docs/ring.md: ``template`` (the committed file) with every generated block rewritten."""
+    seen = []
+
+    def block(m: re.Match) -> str:
+        name = m.group(2)
+        if name not in RING_BLOCKS:
+            raise ValueError(f"docs/ring.md: unknown generated block {name!r} (known: {', '.join(RING_BLOCKS)})")
+        seen.append(name)
+        return f"{m.group(1)}{RING_BLOCKS[name]()}\n{m.group(4)}"
+
+    out = _BLOCK.sub(block, template)
+    missing = set(RING_BLOCKS) - set(seen)
+    if missing:
+        raise ValueError(f"docs/ring.md has no generated block {', '.join(sorted(missing))}: add "
+                         f"'<!-- generated: NAME -->' and '<!-- end generated -->' lines where it goes")
+    return out
+
+
+# ---------------------------------------------------------------- all of them
+
+#: Every generated doc: file name -> render(current text) -> new text.
+DOCS = {
+    "tick.md": lambda _: render_tick_doc(),
+    "registers.md": lambda _: render_registers_doc(),
+    "ring.md": render_ring_doc,
+}
+
+
+def render(name: str, docs_dir: Path = DOCS_DIR) -> str:
+    """What ``docs_dir/name`` should hold."""
+    path = docs_dir / name
+    return DOCS[name](path.read_text() if path.exists() else "")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m wiretick.host.docgen",
+                                 description="Rewrite the docs generated from the contract (wiretick.host.contract).")
+    ap.add_argument("--docs", type=Path, default=DOCS_DIR, help="the docs directory (default: the checkout's)")
+    ap.add_argument("--check", action="store_true", help="write nothing; exit 1 if a doc is not current")
+    args = ap.parse_args(argv)
+    stale = []
+    for name in DOCS:
+        path = args.docs / name
+        text = render(name, args.docs)
+        current = path.read_text() if path.exists() else None
+        if text == current:
+            continue
+        stale.append(name)
+        if not args.check:
+            path.write_text(text)
+            print(f"wrote {path}")
+    if args.check and stale:
+        print(f"not current: {', '.join(stale)} (run {COMMAND})", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -36,9 +36,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from wiretick.hdl.regs import REGISTERS
-
 from .contract import linkproto as lp
+from .contract.registers import REGISTERS
 from .device import Backend, DmaBuffer, FileDma
 from .errors import WiretickError
 

@@ -22,12 +22,13 @@ from typing import Callable, TextIO
 
 import numpy as np
 
-from wiretick.hdl.regs import COUNTER_BASE, MAP_SIZE, REG_BY_NAME, REGISTERS, words
-
-from .decode import DecodeConfig, Decoder
-from .device import DMA_DRAINING, DMA_OFF, DMA_REFUSED, DMA_RUNNING, Backend, DeviceError, DmaBuffer, FileDma
 from .contract.formats import COUNTERS
-from .ring import DATA_OFFSET, OFF_HEAD, RingWriter, _check_nslots, ring_bytes, ring_path
+from .contract.registers import (COUNTER_BASE, DMA_DRAINING, DMA_OFF, DMA_REFUSED, DMA_RUNNING, MAP_SIZE,
+                                 REG_BY_NAME, REGISTERS, words)
+from .contract.ring import DATA_OFFSET, OFF_HEAD, SLOT_SIZE, check_nslots, ring_bytes
+from .decode import DecodeConfig, Decoder
+from .device import Backend, DeviceError, DmaBuffer, FileDma
+from .ring import RingWriter, ring_path
 
 __all__ = ["Pacing", "replay_capture", "cmd_replay", "ReplayBackend"]
 
@@ -140,7 +141,7 @@ def cmd_replay(capture: str | os.PathLike, ring_name: str | os.PathLike, rate: f
     from .capture import open_capture
 
     pacing = Pacing(rate, capture_timing, speed)
-    _check_nslots(nslots)
+    check_nslots(nslots)
     ring_path(ring_name)
     with open_capture(capture):          # a bad capture fails here, before the ring exists
         pass
@@ -179,7 +180,7 @@ def _remove_if_same(path: Path, made: os.stat_result) -> None:
 # ---------------------------------------------------------------- the device backend
 
 _N = len(COUNTERS)
-# The backend's "BAR": one shared page.  The register map (wiretick.hdl.regs)
+# The backend's "BAR": one shared page.  The register map (contract.registers)
 # occupies the start; past it, words private to the backend that the worker
 # process publishes and the register side reads (never visible as registers).
 _PAGE = 4096
@@ -198,7 +199,7 @@ class ReplayBackend(Backend):
     """A software device: the reference feed handler replaying a capture, behind the register map.
 
     It behaves as the gateware's register file and DMA engine do
-    (:mod:`wiretick.hdl.regs`, :mod:`wiretick.hdl.dma`): ``ENABLE`` rising
+    (:mod:`wiretick.hdl.regs`, :mod:`wiretick.hdl.dma`) over the same map: ``ENABLE`` rising
     samples the configuration (parser registers, RING_BASE/RING_LOG2/
     SHADOW_ADDR/SHADOW_INTERVAL) and starts a run in a forked worker, with
     ``seq`` from 1 and counters from 0; ``SNAPSHOT`` latches CLOCK, DMA_HEAD
@@ -293,7 +294,7 @@ class ReplayBackend(Backend):
         """The sampled ring configuration, or why it is refused."""
         base, shadow = self._get("RING_BASE"), self._get("SHADOW_ADDR")
         log2 = min(self._get("RING_LOG2"), _MAX_LOG2)        # larger values are clamped
-        if base % 64 or shadow % 8:
+        if base % SLOT_SIZE or shadow % 8:
             return f"misaligned RING_BASE 0x{base:X} or SHADOW_ADDR 0x{shadow:X}"
         buf = self._buffers.get(base - DATA_OFFSET)
         if buf is None:
@@ -302,7 +303,7 @@ class ReplayBackend(Backend):
             return "SHADOW_ADDR must be offset 64 of the ring's control page (this backend writes ring files)"
         nslots = 1 << log2
         try:
-            _check_nslots(nslots)
+            check_nslots(nslots)
         except ValueError as e:
             return f"RING_LOG2 {log2}: {e}"
         if ring_bytes(nslots) > buf.size:

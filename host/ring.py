@@ -1,9 +1,7 @@
 """The tick ring on the host: zero-copy readers and the software writer.
 
-The protocol is docs/ring.md: a 4096-byte control page, then a power-of-two
-array of 64-byte slots; tick ``seq`` lives in slot ``(seq - 1) & mask``, its
-``seq`` is the slot's generation and bits 12..15 of ``flags`` carry a lap tag
-so that a slot whose two halves landed at different times is never taken.
+The protocol is docs/ring.md; its layout (control page, slots, lap tag) is part
+of the contract between the device and the host, :mod:`wiretick.host.contract.ring`.
 
 :class:`Ring` follows a ring read-only.  Its slot area is mapped twice, back
 to back (one anonymous reservation, the file's slot area mapped over each
@@ -41,41 +39,27 @@ from typing import Callable, Iterator, Literal
 
 import numpy as np
 
-from .errors import WiretickError
-from .contract.formats import Flag
+from .contract.formats import TICK_FIELD_BY_NAME
+from .contract.ring import (
+    CONTROL_SIZE, DATA_OFFSET, FRESH_LAP, LAP_BITS, LAP_MASK, LAP_SHIFT, MAGIC, OFF_DROPPED, OFF_HEAD, OFF_STATE,
+    SLOT_SIZE, STATE_NAMES, STATE_RUNNING, STATE_STOPPED, RingError, RingHeader, check_nslots, header_bytes,
+    parse_header, ring_bytes,
+)
 from .tick import TICK_DTYPE
 
 __all__ = [
-    "MAGIC", "VERSION", "SLOT_SIZE", "CONTROL_SIZE", "DATA_OFFSET", "MIN_SLOTS",
-    "OFF_HEAD", "OFF_STATE", "OFF_DROPPED", "STATE_NEW", "STATE_RUNNING", "STATE_STOPPED",
-    "LAP_SHIFT", "LAP_BITS", "without_lap_tags", "RingError", "RingLapped", "LapEvent", "RingHeader",
-    "check_ring_name", "ring_path", "ring_users", "check_replaceable", "ring_bytes", "lap_tag", "init_ring",
+    "without_lap_tags", "RingLapped", "LapEvent",
+    "check_ring_name", "ring_path", "ring_users", "check_replaceable", "init_ring",
     "create_ring", "read_header",
     "Ring", "RingWriter",
 ]
 
-# ---------------------------------------------------------------- the control page
+# ---------------------------------------------------------------- the lap tag in a slot
 
-MAGIC = b"WTRING01"
-VERSION = 1
-SLOT_SIZE = 64
-CONTROL_SIZE = 4096
-DATA_OFFSET = 4096
-MIN_SLOTS = 64          #: 64 slots = one 4 KiB page: the least that can be mapped twice
-OFF_VERSION, OFF_SLOT_SIZE, OFF_NSLOTS, OFF_DATA = 8, 12, 16, 24
-OFF_HEAD = 64           #: shadow head: seq of the last tick written
-OFF_STATE = 128         #: writer state
-OFF_DROPPED = 136       #: ticks the writer dropped (DMA FIFO overflow)
-STATE_NEW, STATE_RUNNING, STATE_STOPPED = 0, 1, 2
-_STATE_NAMES = {STATE_NEW: "never started", STATE_RUNNING: "running", STATE_STOPPED: "stopped"}
-
-# The lap tag: flags bits 12..15, i.e. bits 44..47 of the tick's last 8-byte word
-# (flags sits at byte 60, the word at byte 56).
-LAP_SHIFT = 12
-LAP_BITS = 0xF << LAP_SHIFT
-assert LAP_BITS == Flag.LAP_TAG, "formats.Flag reserves exactly the lap tag's bits"
-_W7_TAG_SHIFT = 32 + LAP_SHIFT
-_W7_KEEP = np.uint64(~(0xF << _W7_TAG_SHIFT) & 0xFFFF_FFFF_FFFF_FFFF)
+# Readers and the writer test the lap tag in the slot's last 8-byte word (word 7),
+# which holds flags: bits 44..47 of it (flags at byte 60, the word at byte 56).
+_W7_TAG_SHIFT = 8 * (TICK_FIELD_BY_NAME["flags"].offset - 56) + LAP_SHIFT
+_W7_KEEP = np.uint64(~(LAP_MASK << _W7_TAG_SHIFT) & 0xFFFF_FFFF_FFFF_FFFF)
 
 
 def without_lap_tags(ticks: np.ndarray) -> np.ndarray:
@@ -85,9 +69,7 @@ def without_lap_tags(ticks: np.ndarray) -> np.ndarray:
     return out
 
 
-# A fresh ring holds lap tag 15 ("lap -1") and seq 0 in every slot, so a torn
-# first-lap write (seq landed, second half not) reads as "not yet" too.
-_FRESH_W7 = 0xF << _W7_TAG_SHIFT
+_FRESH_W7 = FRESH_LAP << _W7_TAG_SHIFT
 
 _W_HEAD, _W_STATE, _W_DROPPED = OFF_HEAD // 8, OFF_STATE // 8, OFF_DROPPED // 8
 _NEW, _NOT_YET, _LAPPED = 0, 1, 2
@@ -98,10 +80,6 @@ _PROT_NONE, _PROT_READ, _PROT_WRITE = 0, 1, 2
 _MAP_SHARED, _MAP_PRIVATE, _MAP_FIXED, _MAP_ANONYMOUS = 0x01, 0x02, 0x10, 0x20
 _MAP_NORESERVE, _MAP_POPULATE = 0x4000, 0x8000
 _PAGE = mmap.PAGESIZE
-
-
-class RingError(WiretickError, ValueError):
-    """A ring that cannot be used: a bad name, a bad control page or a bad configuration."""
 
 
 @dataclass(frozen=True)
@@ -135,23 +113,6 @@ class RingLapped(Exception):
         self.event = event
         super().__init__(f"ring reader lapped: expected seq {event.expected}, resumed at {event.resumed}, "
                          f"{event.lost} ticks lost")
-
-
-@dataclass(frozen=True)
-class RingHeader:
-    """The validated fixed fields of a control page."""
-
-    nslots: int
-    data_offset: int
-    version: int = VERSION
-
-    @property
-    def data_bytes(self) -> int:
-        return self.nslots * SLOT_SIZE
-
-    @property
-    def total_bytes(self) -> int:
-        return self.data_offset + self.data_bytes
 
 
 def check_ring_name(name: str) -> str:
@@ -259,79 +220,13 @@ def check_replaceable(path: str | os.PathLike, *, force: bool = False) -> None:
                         f"they keep the old ring)")
 
 
-def ring_bytes(nslots: int) -> int:
-    """Bytes a ring of ``nslots`` slots occupies (control page + slots)."""
-    return DATA_OFFSET + _check_nslots(nslots) * SLOT_SIZE
-
-
-def lap_tag(seq: int | np.ndarray, nslots: int) -> int | np.ndarray:
-    """The lap tag of tick ``seq`` in a ring of ``nslots`` slots: ``((seq-1) >> log2(nslots)) & 0xF``."""
-    shift = _check_nslots(nslots).bit_length() - 1
-    if isinstance(seq, np.ndarray):
-        return ((seq.astype(np.uint64) - np.uint64(1)) >> np.uint64(shift)) & np.uint64(0xF)
-    return ((int(seq) - 1) >> shift) & 0xF
-
-
-def _check_nslots(nslots: object) -> int:
-    if isinstance(nslots, bool) or not isinstance(nslots, (int, np.integer)):
-        raise RingError(f"nslots must be an integer, got {nslots!r}")
-    n = int(nslots)
-    if n < MIN_SLOTS or n & (n - 1):
-        raise RingError(f"nslots must be a power of two >= {MIN_SLOTS} (one 4 KiB page of slots, so the slot "
-                        f"area can be mapped twice), got {n}")
-    if n > 1 << 40:
-        raise RingError(f"nslots {n} is absurdly large (more than 2^40 slots = 64 TiB)")
-    return n
-
-
-def _parse_header(raw: bytes | memoryview, where: str, size: int | None = None) -> RingHeader:
-    """Validate a control page (its first 32 bytes at least); ``size`` is the memory available."""
-    if size is not None and size < CONTROL_SIZE:
-        raise RingError(f"{where}: {size} bytes, too small for a ring (the control page alone is {CONTROL_SIZE})")
-    raw = bytes(raw[:32])
-    magic = raw[:8]
-    if magic != MAGIC:
-        hint = " (all zero: not initialised yet?)" if not any(raw) else ""
-        raise RingError(f"{where}: not a wiretick ring: magic is {magic!r}, expected {MAGIC!r}{hint}")
-    version = int.from_bytes(raw[OFF_VERSION:OFF_VERSION + 4], "little")
-    if version != VERSION:
-        raise RingError(f"{where}: ring version {version} is not supported (this code speaks version {VERSION})")
-    slot = int.from_bytes(raw[OFF_SLOT_SIZE:OFF_SLOT_SIZE + 4], "little")
-    if slot != SLOT_SIZE:
-        raise RingError(f"{where}: slot size is {slot} bytes, expected {SLOT_SIZE} (one tick)")
-    nslots = int.from_bytes(raw[OFF_NSLOTS:OFF_NSLOTS + 8], "little")
-    try:
-        _check_nslots(nslots)
-    except RingError as e:
-        raise RingError(f"{where}: bad control page: {e}") from None
-    data = int.from_bytes(raw[OFF_DATA:OFF_DATA + 8], "little")
-    if data < CONTROL_SIZE or data % _PAGE:
-        raise RingError(f"{where}: data offset {data} must be a multiple of the {_PAGE}-byte page, "
-                        f">= {CONTROL_SIZE}")
-    hdr = RingHeader(nslots, data, version)
-    if size is not None and size < hdr.total_bytes:
-        raise RingError(f"{where}: {size} bytes, but its control page describes {nslots} slots at offset "
-                        f"{data} = {hdr.total_bytes} bytes (truncated file?)")
-    return hdr
-
-
 def read_header(target: str | os.PathLike) -> RingHeader:
     """Read and validate the control page of a ring file."""
     path = ring_path(target)
     with open(path, "rb") as f:
         raw = f.read(CONTROL_SIZE)
         size = os.fstat(f.fileno()).st_size
-    return _parse_header(raw, str(path), size)
-
-
-def _header_bytes(nslots: int) -> bytes:
-    head = bytearray(64)
-    head[0:8] = MAGIC
-    head[OFF_VERSION:OFF_VERSION + 4] = VERSION.to_bytes(4, "little")
-    head[OFF_SLOT_SIZE:OFF_SLOT_SIZE + 4] = SLOT_SIZE.to_bytes(4, "little")
-    head[OFF_NSLOTS:OFF_NSLOTS + 8] = nslots.to_bytes(8, "little")
-    head[OFF_DATA:OFF_DATA + 8] = DATA_OFFSET.to_bytes(8, "little")
-    return bytes(head)
+    return parse_header(raw, str(path), size, page=_PAGE)
 
 
 def init_ring(buffer, nslots: int) -> RingHeader:
@@ -340,7 +235,7 @@ def init_ring(buffer, nslots: int) -> RingHeader:
     This is what a driver does to a DMA buffer before it enables the device; it
     also touches every page (pre-faulting the ring).  The magic is written last.
     """
-    nslots = _check_nslots(nslots)
+    nslots = check_nslots(nslots)
     mem = memoryview(buffer).cast("B")
     need = ring_bytes(nslots)
     if mem.readonly:
@@ -352,8 +247,8 @@ def init_ring(buffer, nslots: int) -> RingHeader:
     words = np.frombuffer(mem, np.uint64, nslots * 8, DATA_OFFSET).reshape(nslots, 8)
     words[:, :7] = 0
     words[:, 7] = _FRESH_W7
-    hdr = _header_bytes(nslots)
-    ctl[8:64] = np.frombuffer(hdr[8:], np.uint8)
+    hdr = header_bytes(nslots)
+    ctl[8:len(hdr)] = np.frombuffer(hdr[8:], np.uint8)
     ctl[0:8] = np.frombuffer(hdr[:8], np.uint8)   # magic last: a half-made ring never validates
     return RingHeader(nslots, DATA_OFFSET)
 
@@ -371,7 +266,7 @@ def create_ring(target: str | os.PathLike, nslots: int, *, overwrite: bool = Fal
     fills up) and touched.  On hugetlbfs the file size is rounded up to the
     huge page size.
     """
-    nslots = _check_nslots(nslots)
+    nslots = check_nslots(nslots)
     path = ring_path(target)
     if not path.parent.is_dir():
         raise RingError(f"cannot create ring {path}: directory {path.parent} does not exist")
@@ -485,7 +380,7 @@ def _map_ring(source, *, writable: bool, double_map: bool, prefault: bool) -> _M
         mem = memoryview(source).cast("B")
     except TypeError:
         raise RingError(f"a ring is a name, a path or a buffer; got {type(source).__name__}") from None
-    hdr = _parse_header(mem, f"ring buffer at {type(source).__name__}", len(mem))
+    hdr = parse_header(mem, f"ring buffer at {type(source).__name__}", len(mem), page=_PAGE)
     if writable and mem.readonly:
         raise RingError("the ring buffer is read-only; a writer needs writable memory")
     control = mem[:CONTROL_SIZE]
@@ -503,13 +398,13 @@ def _map_file(path: Path, *, writable: bool, double_map: bool, prefault: bool) -
     try:
         size = os.fstat(fd).st_size
         if size < CONTROL_SIZE:
-            _parse_header(b"", str(path), size)
+            parse_header(b"", str(path), size, page=_PAGE)
         access = mmap.ACCESS_WRITE if writable else mmap.ACCESS_READ
         # hugetlbfs maps whole huge pages only: map its first page for the control page,
         # and the whole (rounded-up) file for the single mapping below.
         huge = os.fstatvfs(fd).f_bsize > _PAGE
         ctl_map = mmap.mmap(fd, min(size, os.fstatvfs(fd).f_bsize) if huge else CONTROL_SIZE, access=access)
-        hdr = _parse_header(memoryview(ctl_map), str(path), size)
+        hdr = parse_header(memoryview(ctl_map), str(path), size, page=_PAGE)
         slots, doubled, why, keep = None, False, None, (ctl_map,)
         if double_map:
             try:
@@ -646,7 +541,7 @@ class Ring:
     def writer_state(self) -> str:
         """'never started', 'running' or 'stopped'."""
         v = self._ctl[_W_STATE]
-        return _STATE_NAMES.get(v, f"unknown ({v})")
+        return STATE_NAMES.get(v, f"unknown ({v})")
 
     @property
     def writer_dropped(self) -> int:
@@ -673,12 +568,12 @@ class Ring:
             return _NOT_YET if seq < s else _LAPPED
         # ordering: seq was loaded before the tag, so a new seq with a tag of this
         # lap means the whole slot has landed.
-        tag = (self._w[w + 7] >> _W7_TAG_SHIFT) & 0xF
-        lap = ((s - 1) >> self._shift) & 0xF
+        tag = (self._w[w + 7] >> _W7_TAG_SHIFT) & LAP_MASK
+        lap = ((s - 1) >> self._shift) & LAP_MASK
         if tag == lap:
             return _NEW
         # The next lap's tag on this lap's seq: the writer is overwriting the slot.
-        return _LAPPED if tag == ((lap + 1) & 0xF) else _NOT_YET
+        return _LAPPED if tag == ((lap + 1) & LAP_MASK) else _NOT_YET
 
     def _gallop(self, lo: int, hi: int) -> int:
         """The last seq in [lo, hi] that reads as new, assuming lo does and writes land in order."""
@@ -705,8 +600,8 @@ class Ring:
         expect = np.arange(a, b + 1, dtype=np.uint64)
         ok = self._seqcol[i:i + n] == expect
         # ordering: all seqs were loaded (above) before any tag (below).
-        tags = (self._w7col[i:i + n] >> np.uint64(_W7_TAG_SHIFT)) & np.uint64(0xF)
-        ok &= tags == (((expect - np.uint64(1)) >> np.uint64(self._shift)) & np.uint64(0xF))
+        tags = (self._w7col[i:i + n] >> np.uint64(_W7_TAG_SHIFT)) & np.uint64(LAP_MASK)
+        ok &= tags == (((expect - np.uint64(1)) >> np.uint64(self._shift)) & np.uint64(LAP_MASK))
         if ok.all():
             return b
         return a - 1 + int(ok.argmin())
@@ -830,7 +725,7 @@ class Ring:
         i = (r - 1) & self._mask
         W = self._w
         seq = W[i << 3]
-        if seq == r and (W[(i << 3) + 7] >> 44) & 0xF == ((r - 1) >> self._shift) & 0xF:   # 44: _W7_TAG_SHIFT
+        if seq == r and (W[(i << 3) + 7] >> _W7_TAG_SHIFT) & LAP_MASK == ((r - 1) >> self._shift) & LAP_MASK:
             self.next_seq = r + 1
             self._last_first = r
             cache = self._records
@@ -1022,7 +917,7 @@ class RingWriter:
 
         Every parameter is checked before the file is created.
         """
-        nslots = _check_nslots(nslots)
+        nslots = check_nslots(nslots)
         interval, chunk = _writer_knobs(nslots, interval, chunk)
         path = create_ring(target, nslots, overwrite=overwrite, force=force)
         try:
@@ -1060,7 +955,7 @@ class RingWriter:
             s = s0 + i
             slot = (s - 1) & self._mask
             k = min(n - i, self.chunk, self.nslots - slot)
-            lap = np.uint64((((s - 1) >> self._shift) & 0xF) << _W7_TAG_SHIFT)
+            lap = np.uint64((((s - 1) >> self._shift) & LAP_MASK) << _W7_TAG_SHIFT)
             tmp = self._tmp[:k]
             # pass 1: flags word with the lap tag, written once with its final value
             np.bitwise_and(src[i:i + k, 7], _W7_KEEP, out=tmp)
@@ -1096,8 +991,8 @@ class RingWriter:
         w = slot << 3
         o = slot * SLOT_SIZE
         W = self._w
-        W[w + 7] = (int.from_bytes(b[56:64], "little") & ~(0xF << _W7_TAG_SHIFT)) \
-            | ((((s - 1) >> self._shift) & 0xF) << _W7_TAG_SHIFT)
+        W[w + 7] = (int.from_bytes(b[56:64], "little") & ~(LAP_MASK << _W7_TAG_SHIFT)) \
+            | ((((s - 1) >> self._shift) & LAP_MASK) << _W7_TAG_SHIFT)
         if stamp_ts:
             self._b[o + 16:o + 56] = b[16:56]
             W[w + 1] = time.monotonic_ns()

@@ -54,7 +54,7 @@ from amaranth.lib.wiring import In, Out
 
 from wiretick.hdl.axi import AXI4LiteSignature, AXI4WriteSignature
 from wiretick.hdl.common import mac_beat_layout
-from wiretick.hdl.regs import MAP_SIZE
+from wiretick.host.contract.registers import MAP_SIZE
 from wiretick.hdl.top import WiretickTop, registered_reset_domains
 
 __all__ = ["CocotbHarness", "HARNESS_NAME", "ENTRY_BITS", "CAP_BITS", "CAP_SLACK", "harness_verilog",

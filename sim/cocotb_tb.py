@@ -64,7 +64,8 @@ from wiretick.hdl.top import DEFAULT_NS_PER_CYCLE
 from wiretick.host.capture import open_capture
 from wiretick.host.decode import DecodeConfig, NpyTickWriter, SequenceState
 from wiretick.host.device import Device
-from wiretick.host.ring import DATA_OFFSET, OFF_HEAD, Ring, without_lap_tags
+from wiretick.host.contract.ring import DATA_OFFSET, OFF_HEAD
+from wiretick.host.ring import Ring, without_lap_tags
 from wiretick.sim.backend import SimBackend, reader_safe_chunks
 from wiretick.sim.beats import ENTRY_BYTES, IFG_BEATS, frames_to_entries
 from wiretick.sim.hostmem import BusError, HostMemory

@@ -12,7 +12,7 @@ This module wraps it for Amaranth designs:
   (:class:`~wiretick.hdl.parser.ItchParser`) and the whole device
   (:class:`~wiretick.hdl.top.WiretickTop`);
 - :class:`AxiLiteMaster` -- register reads and writes on an AXI4-Lite slave port,
-  cycle by cycle (a :class:`~wiretick.hdl.regs.RegisterClient` on top of it reads
+  cycle by cycle (a :class:`~wiretick.host.contract.registers.RegisterClient` on top of it reads
   registers by name);
 - :func:`poke_beat` / :func:`peek_tick` -- MAC beats in, 64-byte ticks out.
 
@@ -54,7 +54,7 @@ from .build import cache_root, cached_dir, design_inputs, hash_inputs, tool_vers
 if TYPE_CHECKING:     # pragma: no cover - typing only
     import numpy as np
 
-    from wiretick.hdl.regs import RegisterClient
+    from wiretick.host.contract.registers import RegisterClient
     from wiretick.hdl.sim import Beat
 
 __all__ = [
@@ -773,6 +773,6 @@ class AxiLiteMaster:
                 return data
 
     def registers(self) -> RegisterClient:
-        """Registers by name (:data:`wiretick.hdl.regs.REGISTERS`) through this port."""
-        from wiretick.hdl.regs import RegisterClient
+        """Registers by name (:data:`wiretick.host.contract.registers.REGISTERS`) through this port."""
+        from wiretick.host.contract.registers import RegisterClient
         return RegisterClient(self.read32, self.write32)

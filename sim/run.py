@@ -124,7 +124,7 @@ def run_sim(capture: str | os.PathLike, output: str | os.PathLike, config=None, 
     ring or waves file it made behind.
     """
     from wiretick.host.decode import DecodeConfig
-    from wiretick.host.ring import _check_nslots
+    from wiretick.host.contract.ring import check_nslots
 
     config = config or DecodeConfig()
     if engine not in ENGINES:
@@ -132,7 +132,7 @@ def run_sim(capture: str | os.PathLike, output: str | os.PathLike, config=None, 
     out = _check_output(output)
     if waves is not None and not Path(waves).resolve().parent.is_dir():
         raise ValueError(f"the waves directory {Path(waves).resolve().parent} does not exist")
-    _check_nslots(nslots)
+    check_nslots(nslots)
     if engine == "fast" and simulator != "verilator":
         raise ValueError("the fast engine is Verilator only; --simulator icarus needs --engine cocotb")
     total = count_frames(capture)
@@ -248,7 +248,7 @@ def ticks_equal(a: np.ndarray, b: np.ndarray) -> bool:
     A ring's lap tag (``flags`` bits 12..15) is ignored too: ticks read straight
     from a ring carry it, decoded ones do not.
     """
-    from wiretick.host.ring import LAP_BITS
+    from wiretick.host.contract.ring import LAP_BITS
 
     if len(a) != len(b):
         return False

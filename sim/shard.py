@@ -236,7 +236,8 @@ def run_shard(capture: str, config: DecodeConfig, shard: Shard, output: str | No
 
 def _run_shard(capture, config, shard, output, *, compare, nslots, gap, library) -> ShardResult:
     from wiretick.host.device import Device
-    from wiretick.host.ring import DATA_OFFSET, OFF_HEAD, Ring, without_lap_tags
+    from wiretick.host.contract.ring import DATA_OFFSET, OFF_HEAD
+    from wiretick.host.ring import Ring, without_lap_tags
     from wiretick.host.tick import TICK_DTYPE
 
     from .backend import reader_safe_chunks

@@ -10,16 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from wiretick.hdl.regs import MAP_SIZE, REG_BY_NAME, REG_ID, REG_VERSION, REGISTERS
 from wiretick.host.capture import CaptureError, FrameBatch, read_frames, write_pcap
-from wiretick.host.decode import DecodeConfig, decode_file
-from wiretick.host.device import (
-    DMA_OFF, DMA_RUNNING, Device, DeviceError, FileDma, MmioRegion, PcieBackend,
-)
 from wiretick.host.contract.formats import COUNTERS
+from wiretick.host.contract.registers import DMA_OFF, DMA_RUNNING, MAP_SIZE, REG_BY_NAME, REG_ID, REG_VERSION, REGISTERS
+from wiretick.host.contract.ring import OFF_HEAD, OFF_STATE, RingError
+from wiretick.host.decode import DecodeConfig, decode_file
+from wiretick.host.device import Device, DeviceError, FileDma, MmioRegion, PcieBackend
 from wiretick.host.frames import encode_message, mold_packet, udp_frame
 from wiretick.host.replay import ReplayBackend
-from wiretick.host.ring import OFF_HEAD, OFF_STATE, Ring, RingError, read_header
+from wiretick.host.ring import Ring, read_header
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "captures" / "nasdaq-itch50" / "live-Multiple.Packets.pcap"
 LAP_MASK = np.uint16(0x0FFF)
@@ -76,7 +75,7 @@ def same_ticks(got: np.ndarray, ref: np.ndarray) -> bool:
 # ------------------------------------------------------------------ the register map
 
 def test_replay_backend_register_semantics(generated):
-    """The software device answers the gateware's map (wiretick.hdl.regs) the way the register file does."""
+    """The software device answers the contract's map (contract.registers) the way the register file does."""
     path, _ = generated
     be = ReplayBackend(path)
     reg = REG_BY_NAME

@@ -9,7 +9,6 @@ from amaranth.lib import data
 
 from wiretick.hdl.tick import TICK_BITS, TickLayout
 from wiretick.host.contract import formats as F
-from wiretick.host.docgen import render_tick_doc
 from wiretick.host.tick import TICK_DTYPE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,8 +77,3 @@ def test_map_rejects_overlapping_copies(monkeypatch):
 def test_counter_names_unique():
     names = [c.name for c in F.COUNTERS]
     assert len(names) == len(set(names))
-
-
-def test_tick_doc_is_current():
-    assert (ROOT / "docs" / "tick.md").read_text() == render_tick_doc(), \
-        "docs/tick.md is stale: run python -m wiretick.host.docgen"

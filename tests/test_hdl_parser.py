@@ -10,7 +10,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from wiretick.hdl.regs import COUNTER_BITS
+from wiretick.host.contract.registers import COUNTER_BITS
 from wiretick.hdl.sim import make_frame, random_frame, random_message, run_parser
 from wiretick.host.capture import FrameBatch, read_frames
 from wiretick.host.decode import DecodeConfig, decode_batch

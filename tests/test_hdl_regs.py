@@ -1,10 +1,10 @@
-"""The register map (plain data), the AXI4-Lite register file and the nanosecond clock."""
+"""The AXI4-Lite register file built from the contract's map, and the nanosecond clock.
+
+The map itself is tested with the contract (tests/test_contract.py)."""
 
 from __future__ import annotations
 
 import random
-import subprocess
-import sys
 from fractions import Fraction
 
 import pytest
@@ -12,74 +12,11 @@ from amaranth.hdl import ResetInserter, Signal
 from amaranth.sim import Simulator
 
 from wiretick.hdl.clock import NsClock, period_fs
-from wiretick.hdl.regs import (COUNTER_BASE, COUNTER_BITS, MAP_SIZE, REG_BY_NAME, REG_ID, REG_VERSION, REGISTERS,
-                               REGS_WAIVERS, WIDE_COUNTERS, CounterExtender, RegisterClient, RegisterFile,
-                               counter_register,
-                               lint_regs, markdown_table, registers_doc, regs_verilog, words)
+from wiretick.hdl.regs import REGS_WAIVERS, RegisterFile, lint_regs, regs_verilog
 from wiretick.hdl.sim import LiteMaster
 from wiretick.host.contract.formats import COUNTERS
+from wiretick.host.contract.registers import MAP_SIZE, REG_BY_NAME, REG_ID, REG_VERSION, REGISTERS
 from wiretick.sim.verilator import LintError
-
-# --------------------------------------------------------------------------- the map as data
-
-
-def test_map_is_plain_data_without_amaranth():
-    # A host without Amaranth reads the map, the table and the client.
-    code = """
-import sys
-class _Block:
-    def find_spec(self, name, path=None, target=None):
-        if name == "amaranth" or name.startswith("amaranth."):
-            raise ImportError("amaranth blocked")
-sys.meta_path.insert(0, _Block())
-from wiretick.hdl.regs import REGISTERS, markdown_table, RegisterClient
-assert "amaranth" not in sys.modules
-print(len(REGISTERS), len(markdown_table().splitlines()))
-"""
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
-    n, lines = map(int, out.stdout.split())
-    assert n == len(REGISTERS) and lines == n + 2
-
-
-def test_map_layout():
-    assert REG_BY_NAME["ID"].offset == 0
-    for i, c in enumerate(COUNTERS):
-        r = counter_register(c.name)
-        # 32 bits that wrap, each in its own 8-byte slot (the high word reads 0), but
-        # gap_messages, which one gap event can grow by more than 2**32
-        wide = c.name in WIDE_COUNTERS
-        assert (r.offset, r.width, r.access, r.wraps) == (COUNTER_BASE + 8 * i, 64 if wide else COUNTER_BITS,
-                                                          "snap", not wide)
-    assert WIDE_COUNTERS == ("gap_messages",)
-    assert MAP_SIZE == COUNTER_BASE + 8 * (len(COUNTERS) - 1) + 4
-    narrow = {f"CNT_{c.name}" for c in COUNTERS if c.name not in WIDE_COUNTERS}
-    assert {r.name for r in REGISTERS if r.wraps} == narrow | {
-        "PARSER_LOST", "DMA_DROPPED", "DMA_DROP_EVENTS", "DMA_BUS_ERRORS"}
-    for r in REGISTERS:
-        assert r.doc and len(words(r)) == (2 if r.width > 32 else 1)
-    table = markdown_table()
-    assert "| 0x030 | `RING_BASE` | 64 | rw |" in table
-    assert "major << 16 \\| minor" in table            # pipes escaped inside cells
-
-
-def test_client_splits_64_bit_registers():
-    mem: dict[int, int] = {}
-    log: list = []
-
-    def w32(off, v):
-        log.append(off)
-        mem[off] = v
-
-    c = RegisterClient(lambda off: mem.get(off, 0), w32)
-    c.write("RING_BASE", 0x1234_5678_9ABC_D000)
-    assert mem == {0x30: 0x9ABC_D000, 0x34: 0x1234_5678} and log == [0x30, 0x34]
-    assert c.read("RING_BASE") == 0x1234_5678_9ABC_D000
-    with pytest.raises(ValueError):
-        c.write("CLOCK", 1)
-    with pytest.raises(ValueError):
-        c.write("PORT", 1 << 16)
-
 
 # --------------------------------------------------------------------------- AXI4-Lite master
 
@@ -282,25 +219,6 @@ def test_regs_waivers_are_needed():
 
 
 # --------------------------------------------------------------------------- counters and docs
-
-
-def test_counter_extender_is_monotonic_across_wraps():
-    ext = CounterExtender()
-    got = [ext.extend("CNT_frames", raw) for raw in (5, 0xFFFF_FFFF, 0, 0, 7, 0xFFFF_FFF0, 3)]
-    assert got == [5, 0xFFFF_FFFF, 1 << 32, 1 << 32, (1 << 32) + 7, (1 << 32) + 0xFFFF_FFF0, (2 << 32) + 3]
-    assert ext.extend("DMA_DROPPED", 9) == 9                      # each register on its own
-    assert ext.extend("CLOCK", 1 << 40) == 1 << 40                # not a counter: as read
-    ext.reset()                                                   # a new run restarts from 0
-    assert ext.extend("CNT_frames", 2) == 2
-
-
-def test_registers_doc_is_generated():
-    # docs/registers.md is `python -m wiretick.hdl.regs > docs/registers.md`
-    from pathlib import Path
-    doc = Path(__file__).resolve().parents[1] / "docs" / "registers.md"
-    assert doc.read_text() == registers_doc(), \
-        "docs/registers.md is stale: python -m wiretick.hdl.regs > docs/registers.md"
-    assert "every 5 seconds" in registers_doc() and "| 32 wraps | snap |" in registers_doc()
 
 
 def test_counters_narrower_than_the_registers_are_refused():

@@ -18,9 +18,10 @@ import pytest
 from wiretick.host.contract import linkproto as lp
 from wiretick.host.device import Device
 from wiretick.host.hostlink import HostLinkBackend, LinkError, UdpTransport, parse_records
-from wiretick.host.ring import DATA_OFFSET, OFF_HEAD, Ring
+from wiretick.host.contract.ring import DATA_OFFSET, OFF_HEAD
+from wiretick.host.ring import Ring
 from wiretick.host.tick import TICK_DTYPE
-from wiretick.hdl.regs import REG_BY_NAME, REG_ID, REG_VERSION
+from wiretick.host.contract.registers import REG_BY_NAME, REG_ID, REG_VERSION
 
 
 def _free_port() -> int:

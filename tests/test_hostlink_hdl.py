@@ -11,7 +11,8 @@ from amaranth.lib import wiring
 from amaranth.sim import Simulator
 
 from wiretick.hdl.hostlink import HostLink, PacketBuffer
-from wiretick.hdl.regs import REG_BY_NAME, REG_ID, RegisterFile
+from wiretick.hdl.regs import RegisterFile
+from wiretick.host.contract.registers import REG_BY_NAME, REG_ID
 from wiretick.hdl.rgmii_tx import RGMIITransmitter
 from wiretick.hdl.top import _LITE_ADDR_BITS
 from wiretick.host.contract import linkproto as lp

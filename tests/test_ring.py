@@ -10,9 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from wiretick.host.contract.ring import (
+    CONTROL_SIZE, DATA_OFFSET, MAGIC, OFF_DROPPED, OFF_HEAD, OFF_STATE, RingError, lap_tag, ring_bytes,
+)
 from wiretick.host.ring import (
-    CONTROL_SIZE, DATA_OFFSET, MAGIC, OFF_DROPPED, OFF_HEAD, OFF_STATE, LapEvent, Ring, RingError, RingLapped,
-    RingWriter, create_ring, init_ring, lap_tag, read_header, ring_bytes, ring_path, ring_users,
+    LapEvent, Ring, RingLapped, RingWriter, create_ring, init_ring, read_header, ring_path, ring_users,
 )
 from wiretick.host.tick import TICK_DTYPE
 
@@ -565,7 +567,7 @@ def test_views_outlive_close(name):
 def test_flags_reserve_the_lap_tag_and_readers_mask_it(name):
     """formats.Flag reserves bits 12..15 (the lap tag); ``flags & Flag.MASK`` is what the parser set."""
     from wiretick.host.contract.formats import Flag
-    from wiretick.host.ring import LAP_BITS
+    from wiretick.host.contract.ring import LAP_BITS
     parser_flags = {k: v for k, v in vars(Flag).items() if k.isupper() and k not in ("LAP_TAG", "MASK")}
     assert Flag.LAP_TAG == LAP_BITS == 0xF000 and Flag.MASK == 0x0FFF
     assert all(v & Flag.LAP_TAG == 0 and v & Flag.MASK == v for v in parser_flags.values())

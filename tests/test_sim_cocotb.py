@@ -26,7 +26,7 @@ import pytest
 from wiretick.host.capture import CaptureError, FrameBatch, write_pcap, write_pcapng
 from wiretick.host.decode import DecodeConfig, decode_file
 from wiretick.host.contract.formats import Flag
-from wiretick.host.ring import LAP_BITS, LAP_SHIFT
+from wiretick.host.contract.ring import LAP_BITS, LAP_SHIFT
 from wiretick.sim import cocotb_run
 from wiretick.sim.cocotb_run import CocotbError, make_case, run_job, simulator_available
 

@@ -262,7 +262,7 @@ def test_writes_outside_the_ring_are_caught(tmp_path):
     device cannot know about) writes the guard zone and unmapped memory, and a narrowed allowed range
     counts writes outside it."""
     from wiretick.host.device import Device
-    from wiretick.host.ring import DATA_OFFSET
+    from wiretick.host.contract.ring import DATA_OFFSET
 
     frames = [make_frame([encode_message("D", order_ref=k) for k in range(8)], seq=1 + 8 * i) for i in range(40)]
     batch = FrameBatch.from_frames(frames)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from wiretick.hdl.bench import latency_frames
-from wiretick.hdl.regs import REG_BY_NAME, REG_ID, REG_VERSION
+from wiretick.host.contract.registers import REG_BY_NAME, REG_ID, REG_VERSION
 from wiretick.hdl.sim import frame_beats
 from wiretick.host.capture import FrameBatch
 from wiretick.host.decode import DecodeConfig, decode_batch

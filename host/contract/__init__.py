@@ -7,8 +7,12 @@ and ``docs/tick.md``, ``docs/ring.md`` and ``docs/registers.md`` are generated
 from them (``python -m wiretick.host.docgen``).
 
 - :mod:`.formats`: ITCH 5.0 messages, MoldUDP64, the tick, the message-to-tick map,
-  the tick's flag bits and event kinds, the parser's counters;
-- :mod:`.linkproto`: the UDP host link's packets (boards without PCIe);
+  the tick's flag bits and event kind, the parser's counters;
+- :mod:`.ring`: the tick ring's layout (slots, control page, lap tag) and the pure
+  functions of it;
+- :mod:`.registers`: the register map (names, offsets, widths, access, reset values,
+  the counter block, the DMA states) and the host's access to it by name;
+- :mod:`.linkproto`: the UDP host link's packets (boards without PCIe).
 
 The contract imports numpy and the standard library only (and
 :mod:`wiretick.host.errors`), so that either side can import it without the other.

@@ -18,7 +18,7 @@ from typing import Literal
 __all__ = [
     "Field", "MessageType", "MESSAGES", "MESSAGE_BY_CODE", "MIN_MESSAGE_LENGTH", "COMMON_FIELDS",
     "TickField", "TICK_FIELDS", "TICK_SIZE", "TICK_FIELD_BY_NAME",
-    "Copy", "TICK_MAP", "Flag", "Event",
+    "Copy", "TICK_MAP", "Flag", "FLAG_DOCS", "Event",
     "MOLD_HEADER_SIZE", "MOLD_SESSION_SIZE", "MOLD_HEARTBEAT", "MOLD_END_OF_SESSION",
     "MOLD_FIELDS", "QTY_SATURATED", "Counter", "COUNTERS", "COUNTER_INDEX",
     "SATURATE_RULES", "PRINTABLE_RULES", "ETHERTYPE_IPV4", "ETHERTYPE_VLAN", "MAX_VLAN_TAGS", "IP_PROTO_UDP",
@@ -202,19 +202,30 @@ TICK_FIELD_BY_NAME: dict[str, TickField] = {f.name: f for f in TICK_FIELDS}
 
 
 class Flag:
-    """Bits of the tick's ``flags`` field."""
+    """Bits of the tick's ``flags`` field; what each means is :data:`FLAG_DOCS`."""
 
-    PRINTABLE = 0x0001   #: C: printable = 'Y' (count the execution in volume)
-    SATURATED = 0x0002   #: Q: the 64-bit share count did not fit in ``shares``
-    EVENT_GAP = 0x0100   #: event: feed_seq = first missing number, ref2 = count missing
-    EVENT_ABORT = 0x0200  #: event: frame flagged bad by the MAC; discard seq order_ref..ref2
-    EVENT_DROP = 0x0400  #: event: ref2 ticks dropped before this one (DMA overflow)
+    PRINTABLE = 0x0001
+    SATURATED = 0x0002
+    EVENT_GAP = 0x0100
+    EVENT_ABORT = 0x0200
+    EVENT_DROP = 0x0400
     #: Reserved: bits 12..15 carry the ring's lap tag (docs/ring.md).  The parser
     #: leaves them 0, the ring writer overwrites them, so on a ring view ``flags``
     #: is ``parser flags | lap tag << 12``: never assign a flag here.
     LAP_TAG = 0xF000
     #: The parser's bits: compare ``flags & Flag.MASK`` (never ``flags`` itself) on a ring view.
     MASK = 0x0FFF
+
+
+#: Every bit of :class:`Flag` and what it means (docs/tick.md's table).
+FLAG_DOCS: dict[str, str] = {
+    "PRINTABLE": "C: printable = 'Y' (count the execution in volume)",
+    "SATURATED": "Q: the 64-bit share count was clipped to 2^32-1",
+    "EVENT_GAP": "event: `feed_seq` = first missing sequence number, `ref2` = how many",
+    "EVENT_ABORT": "event: the MAC flagged the frame bad: discard ticks `seq` in `order_ref`..`ref2`",
+    "EVENT_DROP": "event: `ref2` ticks were dropped (DMA overflow) before this one",
+    "LAP_TAG": "reserved: the ring's lap tag (bits 12..15, docs/ring.md); the parser leaves them 0",
+}
 
 
 class Event:
@@ -319,6 +330,9 @@ def _check_map() -> None:
     assert sum(f.size for f in TICK_FIELDS) == TICK_SIZE
     for f in TICK_FIELDS:
         assert f.offset % f.size == 0, f"{f.name} not naturally aligned"
+    bits = {n for n in vars(Flag) if n.isupper() and n != "MASK"}
+    assert set(FLAG_DOCS) == bits, f"FLAG_DOCS must describe exactly the bits of Flag: {sorted(bits ^ set(FLAG_DOCS))}"
+    assert not any(getattr(Flag, n) & Flag.LAP_TAG for n in bits - {"LAP_TAG"}), "a flag in the lap tag's bits"
 
 
 _check_map()
