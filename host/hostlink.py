@@ -38,6 +38,7 @@ import numpy as np
 
 from .contract import linkproto as lp
 from .contract.registers import REGISTERS
+from .contract.ring import DATA_OFFSET, SLOT_SIZE
 from .device import Backend, DmaBuffer, FileDma
 from .errors import WiretickError
 
@@ -600,13 +601,13 @@ def measure_apply_rate(packets: int = 2000, ticks_per_packet: int = 18, *, dma_d
     backend = HostLinkBackend(_NoTransport(), dma_dir=dma_dir, prefix=f"wiretick-apply-{os.getpid()}")
     try:
         buf = backend.alloc_dma(1 << 20)
-        base = buf.bus_address + 4096
+        base = buf.bus_address + DATA_OFFSET
         body = np.arange(8, dtype=np.uint64)
         payloads = []
         for seq in range(1, packets + 1):
             rows = np.zeros((ticks_per_packet, 10), np.uint64)
             rows[:, 0] = _SLOT_A
-            rows[:, 1] = base + 64 * ((seq * ticks_per_packet + np.arange(ticks_per_packet)) % 1024)
+            rows[:, 1] = base + SLOT_SIZE * ((seq * ticks_per_packet + np.arange(ticks_per_packet)) % 1024)
             rows[:, 2:] = body
             payloads.append(struct.pack("<Q", lp.header_word(lp.KIND_DATA, seq)) + rows.tobytes())
         t = time.process_time()
