@@ -214,7 +214,7 @@ class Flag:
     #: is ``parser flags | lap tag << 12``: never assign a flag here.
     LAP_TAG = 0xF000
     #: The parser's bits: compare ``flags & Flag.MASK`` (never ``flags`` itself) on a ring view.
-    MASK = 0x0FFF
+    MASK = 0xFFFF & ~LAP_TAG
 
 
 #: Every bit of :class:`Flag` and what it means (docs/tick.md's table).

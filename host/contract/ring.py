@@ -44,12 +44,12 @@ MIN_SLOTS = 64
 #: 2^40 slots = 64 TiB: anything larger is a mistake, not a ring.
 MAX_SLOTS = 1 << 40
 
-# The lap tag: flags bits 12..15, written by the ring writer over what the parser
-# left 0 there (formats.Flag reserves them).
-LAP_SHIFT = 12
-LAP_WIDTH = 4
-LAP_MASK = (1 << LAP_WIDTH) - 1
-LAP_BITS = LAP_MASK << LAP_SHIFT
+# The lap tag: the bits of flags that formats.Flag reserves for it (12..15), written
+# by the ring writer over what the parser left 0 there.
+LAP_BITS = Flag.LAP_TAG
+LAP_SHIFT = (LAP_BITS & -LAP_BITS).bit_length() - 1
+LAP_WIDTH = LAP_BITS.bit_count()
+LAP_MASK = LAP_BITS >> LAP_SHIFT
 #: The lap tag of every slot of a fresh ring (with seq 0): "lap -1", so that a torn
 #: first-lap write (seq landed, second half not) reads as "not yet".
 FRESH_LAP = LAP_MASK
@@ -112,8 +112,8 @@ _HEADER_SIZE = OFF_DATA + 8
 
 
 def _check_layout() -> None:
-    if LAP_BITS != Flag.LAP_TAG:
-        raise AssertionError("formats.Flag.LAP_TAG must reserve exactly the lap tag's bits")
+    if LAP_MASK != (1 << LAP_WIDTH) - 1:
+        raise AssertionError("formats.Flag.LAP_TAG must be one run of bits")
     if TICK_FIELD_BY_NAME["seq"].offset != 0:
         raise AssertionError("the first half of a slot carries seq: it must be the tick's first field")
     if 1 << SLOT_SHIFT != SLOT_SIZE:
