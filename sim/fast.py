@@ -29,7 +29,6 @@ import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -456,7 +455,7 @@ class SimRun:
 def simulate(capture: str | os.PathLike, config=None, *, out: str | os.PathLike | None = None,
              ring: str | None = None, nslots: int = 1 << 16, gap: int = 3,
              waves: str | os.PathLike | None = None, keep_ring: bool = False, batch_frames: int = 1 << 14,
-             progress: Callable[[int, int], None] | None = None, sim: FastSim | None = None,
+             progress=None, sim: FastSim | None = None,
              interval: int = 64, build_log=None) -> SimRun:
     """Replay ``capture`` through the simulated device into a ring; collect the ticks.
 
@@ -467,15 +466,16 @@ def simulate(capture: str | os.PathLike, config=None, *, out: str | os.PathLike 
     returned, or streamed to the .npy ``out`` (written whole or not at all).
     ``ring``: the ring's name in ``/dev/shm`` (default: a private one, removed
     at the end unless ``keep_ring``; a failed run removes it either way);
-    ``progress(frames_done, frames_total)`` is called between chunks.
+    ``progress``: a :func:`wiretick.host.progress.progress` bar (anything with
+    tqdm's ``update(n)``), given the frames pushed after every chunk.
     """
     from wiretick.host.capture import open_capture
     from wiretick.host.decode import DecodeConfig, NpyTickWriter
     from wiretick.host.ring import DATA_OFFSET, OFF_HEAD, Ring, without_lap_tags
 
     config = config or DecodeConfig()
-    with open_capture(capture) as cap:            # a bad capture fails here, before anything is made
-        total = None
+    with open_capture(capture):                   # a bad capture fails here, before anything is made
+        pass
     own_sim = sim is None
     if own_sim:
         sim = FastSim(trace=waves_format(waves), log=build_log)
@@ -506,16 +506,13 @@ def simulate(capture: str | os.PathLike, config=None, *, out: str | os.PathLike 
         budget = max(1, setup.nslots // 4)
         t0 = time.perf_counter()
         c0 = sim.cycles
-        done = 0
         with open_capture(capture, batch_frames=batch_frames) as cap:
-            total = cap.frame_count if hasattr(cap, "frame_count") else None
             for batch in cap:
                 for lo, hi in reader_safe_chunks(batch.length, budget):
                     sim.push_frames(batch.buf, batch.offset[lo:hi], batch.length[lo:hi], batch.bad[lo:hi], gap)
                     drain()
-                    done += hi - lo
                     if progress is not None:
-                        progress(done, total)
+                        progress.update(hi - lo)
         sim.run_until_idle()
         backend.end_input()
         dev.stop()

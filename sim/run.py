@@ -21,14 +21,13 @@ import shutil
 import sys
 import tempfile
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
 import numpy as np
 
-__all__ = ["ENGINES", "SimResult", "Progress", "count_frames", "run_sim"]
+__all__ = ["ENGINES", "SimResult", "count_frames", "run_sim"]
 
 ENGINES = ("fast", "cocotb")
 
@@ -43,56 +42,6 @@ class SimResult:
     wall_s: float
     guards_intact: bool
     violations: list
-
-
-class Progress:
-    """A progress bar on ``stream`` for runs long enough to need one.
-
-    Nothing is drawn during the first ``delay`` seconds (short runs stay quiet);
-    on a terminal the bar redraws in place, elsewhere a line is printed every
-    ``step`` of the way so logs stay readable.
-    """
-
-    def __init__(self, total: int | None, stream: TextIO | None = sys.stderr, *, delay: float = 1.0,
-                 step: float = 0.1, what: str = "frames"):
-        self.total = total
-        self.stream = stream
-        self.delay = delay
-        self.step = step
-        self.what = what
-        self.t0 = time.perf_counter()
-        self._tty = bool(stream is not None and hasattr(stream, "isatty") and stream.isatty())
-        self._next_frac = step
-        self._drawn = False
-
-    def __call__(self, done: int, total: int | None = None) -> None:
-        total = total or self.total
-        if self.stream is None:
-            return
-        elapsed = time.perf_counter() - self.t0
-        if elapsed < self.delay:
-            return
-        frac = done / total if total else None
-        if not self._tty:
-            if frac is None or frac < self._next_frac:
-                return
-            while self._next_frac <= frac:
-                self._next_frac += self.step
-        rate = done / elapsed if elapsed else 0.0
-        if frac is not None:
-            bar = "#" * int(30 * frac)
-            eta = (total - done) / rate if rate else 0.0
-            text = f"[{bar:<30}] {100 * frac:5.1f}% {done}/{total} {self.what} {rate:,.0f}/s eta {eta:.0f} s"
-        else:
-            text = f"{done} {self.what} {rate:,.0f}/s"
-        self.stream.write(("\r" + text) if self._tty else (text + "\n"))
-        self.stream.flush()
-        self._drawn = True
-
-    def close(self) -> None:
-        if self._drawn and self._tty and self.stream is not None:
-            self.stream.write("\n")
-            self.stream.flush()
 
 
 def count_frames(capture: str | os.PathLike) -> int:
@@ -113,7 +62,7 @@ def _check_output(output: str | os.PathLike) -> Path:
 
 def run_sim(capture: str | os.PathLike, output: str | os.PathLike, config=None, *, engine: str = "fast",
             simulator: str = "verilator", waves: str | os.PathLike | None = None, ring: str | None = None,
-            nslots: int = 1 << 16, log: TextIO | None = sys.stderr) -> SimResult:
+            nslots: int = 1 << 16, log: TextIO | None = sys.stderr, quiet: bool = False) -> SimResult:
     """Simulate ``capture`` through the device; write the ticks to ``output`` (.npy).
 
     Everything that can be refused is refused before a simulator starts: an
@@ -124,6 +73,7 @@ def run_sim(capture: str | os.PathLike, output: str | os.PathLike, config=None, 
     ring or waves file it made behind.
     """
     from wiretick.host.decode import DecodeConfig
+    from wiretick.host.progress import progress
     from wiretick.host.contract.ring import check_nslots
 
     config = config or DecodeConfig()
@@ -152,14 +102,13 @@ def run_sim(capture: str | os.PathLike, output: str | os.PathLike, config=None, 
     waves_before = _identity(waves_file)
     # The output appears only once the run is over and its bounds checks passed.
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp.npy")
-    progress = Progress(total, log)
+    bar = progress(total, "sim", quiet or log is None, unit="frames", stream=log)
     try:
         if engine == "fast":
-            res = _run_fast(capture, tmp, config, waves=waves, ring=ring, nslots=nslots, progress=progress,
-                            log=log)
+            res = _run_fast(capture, tmp, config, waves=waves, ring=ring, nslots=nslots, progress=bar, log=log)
         else:
             res = _run_cocotb(capture, tmp, config, simulator=simulator, waves=waves, ring=ring, nslots=nslots,
-                              progress=progress)
+                              progress=bar)
         commit(tmp, out, res)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -169,7 +118,7 @@ def run_sim(capture: str | os.PathLike, output: str | os.PathLike, config=None, 
                 made.unlink(missing_ok=True)
         raise
     finally:
-        progress.close()
+        bar.close()
     return res
 
 
@@ -220,7 +169,7 @@ def _run_cocotb(capture, out: Path, config, *, simulator, waves, ring, nslots, p
         # The simulator runs in a child process; it reports frames done through a file.
         while not stop.wait(0.5):
             try:
-                progress(int(progress_file.read_text() or 0))
+                progress.update(int(progress_file.read_text() or 0) - progress.n)
             except (OSError, ValueError):
                 pass
 
