@@ -1,16 +1,14 @@
 """Generate the docs of the contract (``python -m wiretick.host.docgen``).
 
-Three documents describe :mod:`wiretick.host.contract`, and are generated from it
-so that they cannot say something the device does not do:
+Three documents describe :mod:`wiretick.host.contract`: ``docs/tick.md``,
+``docs/registers.md`` and ``docs/ring.md``.  Each is prose written by hand with
+blocks generated from the contract (its tables, and the sentences that state a
+value) between a ``<!-- generated: NAME -->`` line and an ``<!-- end generated -->``
+line: the committed file is its own template, and only the blocks are rewritten,
+so they cannot say something the device does not do.
 
-- ``docs/tick.md``: wholly generated (the tick, its flags, the message-to-tick map);
-- ``docs/registers.md``: wholly generated (the register map and the counter note);
-- ``docs/ring.md``: prose written by hand, with generated blocks between
-  ``<!-- generated: NAME -->`` and ``<!-- end generated -->`` lines (the committed
-  file is its own template: only the blocks are rewritten).
-
-A test per document fails when the committed file differs from what this
-module renders (tests/test_contract.py).
+A test per document fails when the committed file differs from what this module
+renders (tests/test_contract.py).
 """
 
 from __future__ import annotations
@@ -25,7 +23,7 @@ from .contract import registers as R
 from .contract import ring as G
 from .tick import tick_table_markdown
 
-__all__ = ["DOCS", "render_tick_doc", "render_registers_doc", "render_ring_doc", "render", "main"]
+__all__ = ["DOCS", "DOCS_DIR", "COMMAND", "render_blocks", "render", "main"]
 
 #: The command that rewrites the generated docs (named by the tests that check them).
 COMMAND = "python -m wiretick.host.docgen"
@@ -33,30 +31,11 @@ COMMAND = "python -m wiretick.host.docgen"
 DOCS_DIR = Path(__file__).resolve().parents[1] / "docs"
 
 
-def _banner(source: str) -> str:
-    return f"<!-- Generated from wiretick/host/contract/{source} by `{COMMAND}`: do not edit. -->"
-
-
 def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
 # ---------------------------------------------------------------- docs/tick.md
-
-_TICK_INTRO = f"""\
-# The normalized tick
-
-{_banner("formats.py")}
-
-Every ITCH message (and every device event) becomes one 64-byte tick: one cache line,
-little-endian, every field naturally aligned. The numpy dtype (`wiretick.host.tick.TICK_DTYPE`)
-and the Amaranth layout (`wiretick.hdl.tick.TickLayout`) are both derived from
-`wiretick.host.contract.formats.TICK_FIELDS`; a test proves their bytes agree.
-
-## Layout
-
-"""
-
 
 def _copy_text(code: str, c: F.Copy) -> str:
     msg = F.MESSAGE_BY_CODE[code]
@@ -74,41 +53,35 @@ def _copy_text(code: str, c: F.Copy) -> str:
     return f"`{dst}` = {name}" + (" (raw text)" if c.kind == "raw" else "")
 
 
-def render_tick_doc() -> str:
-    """The whole docs/tick.md."""
-    out = [_TICK_INTRO, tick_table_markdown(), "\n## Flags\n\n| bit | name | meaning |\n|---|---|---|\n"]
-    for name, doc in F.FLAG_DOCS.items():
-        out.append(f"| 0x{getattr(F.Flag, name):04x} | `{name}` | {doc} |\n")
-    out.append(f"\nDevice events have `msg_type` {F.Event.TYPE}; their kind is in `flags`.\n")
-    out.append(f"\nTicks read from a ring carry the ring's lap tag in bits 12..15, so test flags through the "
-               f"mask of the parser's bits: `ticks['flags'] & Flag.MASK` (0x{F.Flag.MASK:04x}), never "
-               f"`flags == Flag.X`.\n")
-    out.append("\n## Per message type\n\nEvery message also fills `msg_type`, `locate`, `tracking`, `ts_exch` "
-               "(and `seq`, `ts_rx`, `feed_seq`). Integers are converted to little-endian; text is copied "
-               "as it is on the wire, so `ticks['ref2'].view('S8')` reads a symbol. Stock symbols of order "
-               "messages are resolved from the `R` directory by `locate`.\n\n"
-               "| type | name | fields |\n|---|---|---|\n")
+def _tick_flags() -> str:
+    rows = ["| bit | name | meaning |", "|---|---|---|"]
+    rows += [f"| 0x{getattr(F.Flag, name):04x} | `{name}` | {doc} |" for name, doc in F.FLAG_DOCS.items()]
+    return "\n".join(rows) + (
+        f"\n\nDevice events have `msg_type` {F.Event.TYPE}; their kind is in `flags`.\n"
+        f"\nTicks read from a ring carry the ring's lap tag in bits 12..15, so test flags through the "
+        f"mask of the parser's bits: `ticks['flags'] & Flag.MASK` (0x{F.Flag.MASK:04x}), never "
+        f"`flags == Flag.X`.")
+
+
+def _tick_map() -> str:
+    rows = ["| type | name | fields |", "|---|---|---|"]
     common = {c for c in F.TICK_MAP["S"][:4]}
     for m in F.MESSAGES:
         parts = [_copy_text(m.code, c) for c in F.TICK_MAP[m.code] if c not in common]
         parts += [f"`shares` = min({m.field_at(off).name}, 2^32-1), SATURATED when clipped"
                   for code, off in F.SATURATE_RULES if code == m.code]
         parts += [f"PRINTABLE when {m.field_at(off).name} = 'Y'" for code, off in F.PRINTABLE_RULES if code == m.code]
-        out.append(f"| `{m.code}` | {m.name} | {'; '.join(parts)} |\n")
-    return "".join(out)
+        rows.append(f"| `{m.code}` | {m.name} | {'; '.join(parts)} |")
+    return "\n".join(rows)
 
 
 # ---------------------------------------------------------------- docs/registers.md
 
-def render_registers_doc() -> str:
-    """The whole docs/registers.md: the map as a table and :data:`~.registers.COUNTER_NOTE`."""
-    return (
-        "# Register map\n\n"
-        f"{_banner('registers.py')}\n\n"
-        f"AXI4-Lite, 32-bit words, byte offsets; map version {R.REG_VERSION >> 16}.{R.REG_VERSION & 0xFFFF}.  "
-        "A 64-bit register is two words, low half first.  `snap` registers hold their value at the "
-        "last write to `SNAPSHOT` (all latched in the same cycle); unmapped words read 0.\n\n"
-        + R.markdown_table() + "\n## Counters\n\n" + R.COUNTER_NOTE)
+def _register_map() -> str:
+    return (f"AXI4-Lite, 32-bit words, byte offsets; map version {R.REG_VERSION >> 16}.{R.REG_VERSION & 0xFFFF}.  "
+            "A 64-bit register is two words, low half first.  `snap` registers hold their value at the "
+            "last write to `SNAPSHOT` (all latched in the same cycle); unmapped words read 0.\n\n"
+            + R.markdown_table().rstrip("\n"))
 
 
 # ---------------------------------------------------------------- docs/ring.md
@@ -143,48 +116,43 @@ def _ring_registers() -> str:
     return "\n".join(rows)
 
 
-#: The generated blocks of docs/ring.md, by name.
-RING_BLOCKS = {
-    "ring-constants": _ring_constants,
-    "control-page": _ring_control_page,
-    "ring-registers": _ring_registers,
+# ---------------------------------------------------------------- the blocks
+
+#: Every generated doc: file name -> {block name: what renders it}.
+DOCS = {
+    "tick.md": {"tick-layout": lambda: tick_table_markdown().rstrip("\n"), "tick-flags": _tick_flags,
+                "tick-map": _tick_map},
+    "registers.md": {"register-map": _register_map, "counter-note": lambda: R.COUNTER_NOTE.rstrip("\n")},
+    "ring.md": {"ring-constants": _ring_constants, "control-page": _ring_control_page,
+                "ring-registers": _ring_registers},
 }
 _BLOCK = re.compile(r"(<!-- generated: ([\w-]+) -->\n)(.*?)(<!-- end generated -->)", re.S)
 
 
-def render_ring_doc(template: str) -> str:
-    """docs/ring.md: ``template`` (the committed file) with every generated block rewritten."""
+def render_blocks(name: str, template: str) -> str:
+    """``template`` (the text of docs/``name``) with every generated block rewritten."""
+    blocks = DOCS[name]
     seen = []
 
     def block(m: re.Match) -> str:
-        name = m.group(2)
-        if name not in RING_BLOCKS:
-            raise ValueError(f"docs/ring.md: unknown generated block {name!r} (known: {', '.join(RING_BLOCKS)})")
-        seen.append(name)
-        return f"{m.group(1)}{RING_BLOCKS[name]()}\n{m.group(4)}"
+        if m.group(2) not in blocks:
+            raise ValueError(f"docs/{name}: unknown generated block {m.group(2)!r} (known: {', '.join(blocks)})")
+        seen.append(m.group(2))
+        return f"{m.group(1)}{blocks[m.group(2)]()}\n{m.group(4)}"
 
     out = _BLOCK.sub(block, template)
-    missing = set(RING_BLOCKS) - set(seen)
+    missing = set(blocks) - set(seen)
     if missing:
-        raise ValueError(f"docs/ring.md has no generated block {', '.join(sorted(missing))}: add "
+        raise ValueError(f"docs/{name} has no generated block {', '.join(sorted(missing))}: add "
                          f"'<!-- generated: NAME -->' and '<!-- end generated -->' lines where it goes")
     return out
 
 
 # ---------------------------------------------------------------- all of them
 
-#: Every generated doc: file name -> render(current text) -> new text.
-DOCS = {
-    "tick.md": lambda _: render_tick_doc(),
-    "registers.md": lambda _: render_registers_doc(),
-    "ring.md": render_ring_doc,
-}
-
-
 def render(name: str, docs_dir: Path = DOCS_DIR) -> str:
     """What ``docs_dir/name`` should hold."""
-    path = docs_dir / name
-    return DOCS[name](path.read_text() if path.exists() else "")
+    return render_blocks(name, (docs_dir / name).read_text())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -196,8 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     stale = []
     for name in DOCS:
         path = args.docs / name
-        text = render(name, args.docs)
-        current = path.read_text() if path.exists() else None
+        current = path.read_text()
+        text = render_blocks(name, current)
         if text == current:
             continue
         stale.append(name)
