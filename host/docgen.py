@@ -21,7 +21,6 @@ from pathlib import Path
 from .contract import formats as F
 from .contract import registers as R
 from .contract import ring as G
-from .tick import tick_table_markdown
 
 __all__ = ["DOCS", "DOCS_DIR", "COMMAND", "render_blocks", "render", "main"]
 
@@ -51,6 +50,12 @@ def _copy_text(code: str, c: F.Copy) -> str:
     else:
         dst = home.name
     return f"`{dst}` = {name}" + (" (raw text)" if c.kind == "raw" else "")
+
+
+def _tick_layout() -> str:
+    rows = ["| offset | field | type | meaning |", "|---:|---|---|---|"]
+    rows += [f"| {f.offset} | `{f.name}` | u{8 * f.size} | {f.doc} |" for f in F.TICK_FIELDS]
+    return "\n".join(rows)
 
 
 def _tick_flags() -> str:
@@ -120,7 +125,7 @@ def _ring_registers() -> str:
 
 #: Every generated doc: file name -> {block name: what renders it}.
 DOCS = {
-    "tick.md": {"tick-layout": lambda: tick_table_markdown().rstrip("\n"), "tick-flags": _tick_flags,
+    "tick.md": {"tick-layout": _tick_layout, "tick-flags": _tick_flags,
                 "tick-map": _tick_map},
     "registers.md": {"register-map": _register_map, "counter-note": lambda: R.COUNTER_NOTE.rstrip("\n")},
     "ring.md": {"ring-constants": _ring_constants, "control-page": _ring_control_page,

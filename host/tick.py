@@ -6,7 +6,7 @@ import numpy as np
 
 from .contract.formats import TICK_FIELDS, TICK_SIZE
 
-__all__ = ["TICK_DTYPE", "empty_ticks", "tick_table_markdown"]
+__all__ = ["TICK_DTYPE", "empty_ticks"]
 
 
 def _dtype() -> np.dtype:
@@ -28,10 +28,3 @@ TICK_DTYPE: np.dtype = _dtype()
 def empty_ticks(n: int) -> np.ndarray:
     """A zeroed array of ``n`` ticks."""
     return np.zeros(n, dtype=TICK_DTYPE)
-
-
-def tick_table_markdown() -> str:
-    """The tick layout as a Markdown table (docs/tick.md is generated from this)."""
-    rows = ["| offset | field | type | meaning |", "|---:|---|---|---|"]
-    rows += [f"| {f.offset} | `{f.name}` | u{8 * f.size} | {f.doc} |" for f in TICK_FIELDS]
-    return "\n".join(rows) + "\n"
