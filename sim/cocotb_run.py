@@ -32,7 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .build import cached_dir, harness_verilog_file, hash_inputs, tool_version
+from .build import (MODEL_FLAGS, X_FAST, cached_dir, drop_objects, harness_verilog_file, hash_inputs,
+                    public_ports_control, tool_version)
 from .cocotb_harness import HARNESS_NAME
 
 __all__ = ["SIMULATORS", "TRANSACTORS", "BLOCK", "DEPTH", "CocotbError", "simulator_available", "build_model",
@@ -111,19 +112,38 @@ def _runner(simulator: str):
     return get_runner(simulator)
 
 
-#: Verilator options.  ``-Wno-fatal``/``-Wno-lint``/``-Wno-style``: the findings
-#: Verilator would print on Yosys output are what `wiretick.hdl.top.lint_top`
-#: checks, with their waivers; the build does not repeat them.
-_VERILATOR_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "--x-assign", "fast", "--x-initial", "fast", "-O3"]
+#: Verilator options of the harness build (see :data:`wiretick.sim.build.MODEL_FLAGS`).
+_VERILATOR_ARGS = [*MODEL_FLAGS, *X_FAST, "-O3"]
 
 
 def _control_file() -> str:
     """The Verilator control file that makes the harness's ports, and only them, visible to VPI."""
     from .cocotb_harness import harness_ports
-    lines = ["`verilator_config"]
-    for name, is_input in harness_ports(block=BLOCK, depth=DEPTH).items():
-        lines.append(f'public_flat_{"rw" if is_input else "rd"} -module "{HARNESS_NAME}" -var "{name}"')
-    return "\n".join(lines) + "\n"
+    return public_ports_control(HARNESS_NAME, harness_ports(block=BLOCK, depth=DEPTH))
+
+
+def runner_build(simulator: str, sources: list, toplevel: str, d: Path, args: list[str], *, vlt: str | None = None,
+                 waves: bool = False, error: type[Exception] = RuntimeError, what: str = "cocotb") -> None:
+    """Build ``toplevel`` of ``sources`` with cocotb's runner for ``simulator`` into ``d`` (a cache directory).
+
+    ``vlt``: a Verilator control file (:func:`~wiretick.sim.build.public_ports_control`),
+    written into ``d`` and passed first.  A failure raises ``error`` with the end of
+    the build log; a Verilator build keeps its simulator and drops its objects.
+    """
+    from cocotb_tools.runner import VerilatorControlFile
+
+    sources = list(sources)
+    if vlt is not None:
+        (d / "ports.vlt").write_text(vlt)
+        sources.insert(0, VerilatorControlFile(d / "ports.vlt"))
+    log = d / "build.log"
+    try:
+        _runner(simulator).build(sources=sources, hdl_toplevel=toplevel, build_dir=d, build_args=args,
+                                 timescale=("1ns", "1ps"), waves=waves, log_file=log)
+    except (SystemExit, Exception) as e:
+        raise error(f"the {what} {simulator} build failed ({e}); the end of its log:\n{_tail(log)}") from None
+    if simulator == "verilator":
+        drop_objects(d)
 
 
 #: Changes with how a model is built beyond the options above (part of the cache key).
@@ -168,23 +188,7 @@ def build_model(simulator: str = "verilator", *, waves: bool = False, **top_kw) 
         key = hash_inputs(verilog, simulator, _RECIPE, waves, tool_version("cocotb"), _iverilog_version())
 
     def build(d: Path) -> None:
-        from cocotb_tools.runner import VerilatorControlFile
-        runner = _runner(simulator)
-        sources: list = [verilog]
-        if vlt is not None:
-            (d / "ports.vlt").write_text(vlt)
-            sources.insert(0, VerilatorControlFile(d / "ports.vlt"))
-        log = d / "build.log"
-        try:
-            runner.build(sources=sources, hdl_toplevel=HARNESS_NAME, build_dir=d, build_args=args,
-                         timescale=("1ns", "1ps"), waves=waves, log_file=log)
-        except (SystemExit, Exception) as e:
-            raise CocotbError(f"the cocotb {simulator} build failed ({e}); the end of its log:\n{_tail(log)}") from None
-        if simulator == "verilator":
-            # Keep the simulator, drop the objects (tens of MB).
-            for p in d.iterdir():
-                if p.suffix in (".o", ".a", ".d", ".gch"):
-                    p.unlink()
+        runner_build(simulator, [verilog], HARNESS_NAME, d, args, vlt=vlt, waves=waves, error=CocotbError)
 
     return cached_dir(f"cocotb-{simulator}", key, build)
 

@@ -36,7 +36,8 @@ from wiretick.host.device import Device, DmaBuffer
 from wiretick.host.errors import WiretickError
 
 from .backend import SimBackend, reader_safe_chunks
-from .build import cached_dir, design_inputs, hash_inputs, tool_version
+from .build import (MODEL_FLAGS, X_FAST, cached_dir, design_inputs, drop_objects, hash_inputs, make_command,
+                    run_step, tool_version, verilator_command)
 
 __all__ = ["SimError", "TRACE_FORMATS", "waves_format", "build_library", "fast_verilog", "fast_verilog_file", "FastSim", "FastBackend", "SimRun",
            "simulate", "STAT_NAMES"]
@@ -44,11 +45,8 @@ __all__ = ["SimError", "TRACE_FORMATS", "waves_format", "build_library", "fast_v
 _HERE = Path(__file__).resolve().parent
 HARNESS = _HERE / "cpp" / "harness.cpp"
 
-#: Verilator options of the fast build.  ``-Wno-fatal``/``-Wno-lint``/``-Wno-style``:
-#: the lint findings Verilator would print are the ones `wiretick.hdl.top.lint_top`
-#: checks (with their justified waivers); the build does not repeat them.
-VERILATOR_FLAGS = ["-O3", "--x-assign", "fast", "--x-initial", "fast", "--noassert",
-                   "-Wno-fatal", "-Wno-lint", "-Wno-style"]
+#: Verilator options of the fast build (besides :data:`~wiretick.sim.build.MODEL_FLAGS`).
+VERILATOR_FLAGS = ["-O3", *X_FAST, "--noassert", *MODEL_FLAGS]
 #: ``-fno-semantic-interposition``/``-fno-plt``: calls between the model's functions in
 #: the shared library go straight to them, not through the PLT (a few percent; portable
 #: GCC and Clang flags, nothing tied to the build machine's CPU).  ``-O3``: about 10%
@@ -176,8 +174,6 @@ def build_library(*, trace: str | bool | None = None, log=None, **top_kw) -> Pat
     ``trace``: ``"fst"`` or ``"vcd"`` for a build that can write waves (slower
     to run), None for the fast one.
     """
-    from .verilator import verilator_env, verilator_exe
-
     trace = _trace_format(trace)
     verilog = fast_verilog_file(**top_kw)
     vflags = VERILATOR_FLAGS + ([TRACE_FORMATS[trace]] if trace else [])
@@ -187,33 +183,27 @@ def build_library(*, trace: str | bool | None = None, log=None, **top_kw) -> Pat
                       *([_COMPAT / "lz4.h"] if extra_cxx else []))
 
     def build(d: Path) -> None:
-        env = verilator_env()
         obj = d / "obj"
-        cmd = [verilator_exe(), "--cc", str(verilog), "--top-module", FAST_TOP, "--prefix", "Vtop",
-               "-Mdir", str(obj), "--exe", str(HARNESS), "-o", str(d / "libwiretick_sim.so"),
-               *vflags, "-CFLAGS", " ".join(cxx), "-LDFLAGS", "-shared"]
+        ldflags = ["-shared"]
         if extra_cxx:
             # `-llz4` finds this script, which names the runtime library by its soname
             # (GNU ld applies -L to every -l wherever it appears).
             (d / "lz4link").mkdir()
             (d / "lz4link" / "liblz4.so").write_text("INPUT(liblz4.so.1)\n")
-            cmd += ["-LDFLAGS", f"-L{d / 'lz4link'}"]
-        jobs = str(max(1, min(4, os.cpu_count() or 1)))
-        for step in (cmd, ["make", "-j", jobs, "-C", str(obj), "-f", "Vtop.mk", *MAKE_VARS]):
+            ldflags.append(f"-L{d / 'lz4link'}")
+        cmd = verilator_command([verilog], FAST_TOP, prefix="Vtop", mdir=obj, exe=HARNESS,
+                                output=d / "libwiretick_sim.so", flags=vflags, cflags=cxx, ldflags=ldflags)
+        for step in (cmd, make_command(obj, "Vtop.mk", *MAKE_VARS)):
             if log is not None:
                 print(f"fast engine build: {' '.join(step[:3])} ...", file=log)
-            res = subprocess.run(step, env=env, capture_output=True, text=True)
-            if res.returncode != 0:
-                text = (res.stdout + res.stderr)[-4000:]
+            status, text = run_step(step)
+            if status != 0:
                 hint = ""
                 if trace == "fst" and "lz4" in text:
                     hint = ("\nFST waves need the LZ4 library (Debian: liblz4-1 or liblz4-dev); "
                             "or write VCD instead: a wave file name ending in .vcd")
                 raise SimError(f"fast engine build failed ({step[0]}):\n{text}{hint}")
-        # Keep the library, drop the objects (tens of MB).
-        for p in obj.iterdir():
-            if p.suffix in (".o", ".a", ".d", ".gch"):
-                p.unlink()
+        drop_objects(obj)        # the library stays
 
     return cached_dir("fast", key, build) / "libwiretick_sim.so"
 

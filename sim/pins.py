@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 from amaranth.hdl import ClockSignal, Elaboratable, Module, Signal
 
-from .build import cached_dir, hash_inputs, tool_version
+from .build import MODEL_FLAGS, X_FAST, cached_dir, hash_inputs, public_ports_control, tool_version
 
 __all__ = ["PinHarness", "PIN_TOP", "pins_verilog", "build_pins", "run_pins", "PinsError"]
 
@@ -73,24 +73,19 @@ def pins_verilog(board_name: str) -> str:
     return verilog.convert(h, name=PIN_TOP, ports=h.ports())
 
 
-_ARGS = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "--x-assign", "fast", "--x-initial", "fast", "-O2"]
+_ARGS = [*MODEL_FLAGS, *X_FAST, "-O2"]
 
 
 def _control_file() -> str:
     """Make the harness's ports, and only them, visible to cocotb (see wiretick.sim.cocotb_run)."""
     ins = ["clk_sync", "clk_tx"] + [f"phy{i}__rx_{n}" for i in (0, 1) for n in ("clk", "ctl", "data")]
     outs = ["leds"] + [f"phy{i}__tx_{n}" for i in (0, 1) for n in ("clk", "ctl", "data")]
-    lines = ["`verilator_config"]
-    lines += [f'public_flat_rw -module "{PIN_TOP}" -var "{n}"' for n in ins]
-    lines += [f'public_flat_rd -module "{PIN_TOP}" -var "{n}"' for n in outs]
-    return "\n".join(lines) + "\n"
+    return public_ports_control(PIN_TOP, {**dict.fromkeys(ins, True), **dict.fromkeys(outs, False)})
 
 
 def build_pins(board_name: str) -> Path:
     """The cached Verilator build of the board's pin harness."""
-    from cocotb_tools.runner import VerilatorControlFile
-
-    from .cocotb_run import _runner
+    from .cocotb_run import runner_build
     text = pins_verilog(board_name)
     vlt = _control_file()
     key = hash_inputs(text, vlt, "pins", _ARGS, tool_version("cocotb"), tool_version("verilator"))
@@ -98,18 +93,7 @@ def build_pins(board_name: str) -> Path:
     def build(d: Path) -> None:
         src = d / f"{PIN_TOP}.v"
         src.write_text(text)
-        (d / "ports.vlt").write_text(vlt)
-        log = d / "build.log"
-        try:
-            _runner("verilator").build(sources=[VerilatorControlFile(d / "ports.vlt"), src], hdl_toplevel=PIN_TOP,
-                                       build_dir=d, build_args=_ARGS,
-                                       timescale=("1ns", "1ps"), log_file=log)
-        except (SystemExit, Exception) as e:
-            tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
-            raise PinsError(f"the pin-level Verilator build failed ({e}):\n{tail}") from None
-        for p in d.iterdir():
-            if p.suffix in (".o", ".a", ".d", ".gch"):
-                p.unlink()
+        runner_build("verilator", [src], PIN_TOP, d, _ARGS, vlt=vlt, error=PinsError, what="pin-level")
 
     return cached_dir("pins-verilator", key, build)
 

@@ -79,16 +79,18 @@ def lint(verilog: str, top: str, *, waivers: str = AMARANTH_WAIVERS) -> str:
     ``waivers`` is a Verilator configuration file text (``lint_off`` lines), each
     line of which should carry a comment saying why it is justified.
     """
+    from .build import verilator_command
+
     with tempfile.TemporaryDirectory(prefix="wiretick-lint-") as tmp:
         src = Path(tmp) / f"{top}.v"
         src.write_text(verilog)
-        args = [verilator_exe(), "--lint-only", "-Wall", "--top-module", top]
+        sources = [src]
         if waivers:
             cfg = Path(tmp) / "waivers.vlt"
             cfg.write_text("`verilator_config\n" + waivers)
-            args.append(str(cfg))
-        args.append(str(src))
-        res = subprocess.run(args, env=verilator_env(), capture_output=True, text=True, cwd=tmp)
+            sources.insert(0, cfg)
+        res = subprocess.run(verilator_command(sources, top, lint=True), env=verilator_env(), capture_output=True,
+                             text=True, cwd=tmp)
     out = res.stdout + res.stderr
     if res.returncode != 0 or "%Warning" in out or "%Error" in out:
         raise LintError(out)
