@@ -68,7 +68,7 @@ from wiretick.host.contract.ring import DATA_OFFSET, OFF_HEAD
 from wiretick.host.ring import Ring, without_lap_tags
 from wiretick.sim.backend import SimBackend, reader_safe_chunks
 from wiretick.sim.beats import ENTRY_BYTES, IFG_BEATS, frames_to_entries
-from wiretick.sim.hostmem import BusError, HostMemory
+from wiretick.sim.hostmem import AxiWriteChannels, HostMemory
 
 __all__ = ["CocotbBackend", "AxiWriteSlave", "MacDriver", "BulkMac", "BulkMemory", "run_job"]
 
@@ -82,67 +82,39 @@ DRAIN_CYCLES = 32
 
 
 class AxiWriteSlave:
-    """An AXI4 write slave (AW, W, B; no IDs, like the engine) storing into :class:`HostMemory`.
+    """The AXI4 write slave of host memory (:class:`~wiretick.sim.hostmem.AxiWriteChannels`) on the top's ports.
 
-    ``AWREADY``/``WREADY`` are held high (host memory that never stalls); a burst's
-    B response is given on the cycle after its last W beat, ``SLVERR`` when the
-    memory refused a beat (no buffer at that address), which the engine counts
-    in ``DMA_BUS_ERRORS``.  Signals are sampled at the rising clock edge (their
-    values before the edge: what the edge takes).
+    ``AWREADY``/``WREADY`` are held high; at every rising edge the bus is sampled
+    (the values the edge takes) and B is driven as the channels say.  (Not
+    cocotbext-axi's ``AxiSlaveWrite``: it requires AXI IDs; docs/simulation.md.)
     """
 
     def __init__(self, dut, host: HostMemory, prefix: str = "m_axi__"):
-        self.host = host
         g = lambda n: getattr(dut, prefix + n)  # noqa: E731
         self.clk = dut.clk
         self.awvalid, self.awaddr, self.awlen, self.awsize = g("awvalid"), g("awaddr"), g("awlen"), g("awsize")
         self.wvalid, self.wdata, self.wstrb, self.wlast = g("wvalid"), g("wdata"), g("wstrb"), g("wlast")
         self.bvalid, self.bresp, self.bready = g("bvalid"), g("bresp"), g("bready")
-        self.lanes = len(self.wdata) // 8
+        self.channels = AxiWriteChannels(host, len(self.wdata) // 8)
         g("awready").value = 1
         g("wready").value = 1
         self.bvalid.value = 0
         self.bresp.value = 0
-        self.bursts = 0
-        self._aw: list[list[int]] = []       # [address of the next beat, beats left, beat bytes, error]
-        self._w: list[tuple[int, int, int]] = []
-        self._b: list[int] = []
         self._task = cocotb.start_soon(self._run())
 
-    def _beat(self, data: int, strb: int, last: int) -> None:
-        aw = self._aw[0]
-        addr, left, size, _err = aw
-        try:
-            self.host.write_strobed(addr - addr % self.lanes, data.to_bytes(self.lanes, "little"), strb)
-        except BusError:
-            aw[3] = 1                           # recorded in host.violations too
-        aw[0] = addr - addr % size + size
-        aw[1] = left - 1
-        done = aw[1] == 0
-        if done != bool(last):
-            self.host.violations.append((addr, 0, f"WLAST {last} on a beat with {aw[1]} beats left"))
-        if done or last:
-            self._aw.pop(0)
-            self._b.append(2 if aw[3] else 0)   # SLVERR, or OKAY
-            self.bursts += 1
+    @property
+    def bursts(self) -> int:
+        return self.channels.bursts
 
     async def _run(self) -> None:
         edge = RisingEdge(self.clk)
         while True:
             await edge
-            if self._b and self.bready.value:
-                self._b.pop(0)                  # the response we drove was taken at this edge
-            if self.awvalid.value:
-                self._aw.append([int(self.awaddr.value), int(self.awlen.value) + 1, 1 << int(self.awsize.value), 0])
-            if self.wvalid.value:
-                self._w.append((int(self.wdata.value), int(self.wstrb.value), int(self.wlast.value)))
-            while self._w and self._aw:
-                self._beat(*self._w.pop(0))
-            if self._b:
-                self.bvalid.value = 1
-                self.bresp.value = self._b[0]
-            else:
-                self.bvalid.value = 0
+            aw = (int(self.awaddr.value), int(self.awlen.value), int(self.awsize.value)) if self.awvalid.value else None
+            w = (int(self.wdata.value), int(self.wstrb.value), int(self.wlast.value)) if self.wvalid.value else None
+            resp = self.channels.edge(aw, w, bool(self.bvalid.value and self.bready.value))
+            self.bvalid.value = int(resp is not None)
+            self.bresp.value = resp or 0
 
 
 class BulkMemory:

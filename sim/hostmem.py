@@ -12,19 +12,29 @@ hardware never writes outside [base, base + nslots*64) and the shadow-head
 word").  A write into a guard zone lands in the guard (so it is caught), a write
 anywhere else unmapped is refused; both are recorded in :attr:`HostMemory.violations`.
 
-Used by the cocotb engine (the fast engine does the same in C++, sim/cpp/harness.cpp).
+A buffer can also be anonymous memory (no file): a testbench's ring that no
+reader follows.  :meth:`HostMemory.add_ring` maps a ring and its shadow-head word
+and allows the device those bytes only.
+
+:class:`AxiWriteChannels` is the AXI4 write slave (AW, W, B, no IDs) in front of
+it, one clock edge at a time and independent of any simulator; the cocotb
+testbench (``wiretick.sim.cocotb_tb.AxiWriteSlave``) and Amaranth's simulator
+(:func:`serve_axi_writes`) sample their bus and hand it each edge.  The fast
+engine does the same in C++ (sim/cpp/harness.cpp).
 """
 
 from __future__ import annotations
 
 import mmap
 import os
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["GUARD_BYTES", "GUARD_FILL", "Region", "HostMemory", "BusError"]
+__all__ = ["GUARD_BYTES", "GUARD_FILL", "Region", "HostMemory", "BusError", "AxiWriteChannels",
+           "serve_axi_writes", "RESP_OKAY", "RESP_SLVERR"]
 
 #: Bytes of guard zone before and after every DMA buffer.
 GUARD_BYTES = 4096
@@ -38,11 +48,11 @@ class BusError(Exception):
 
 @dataclass
 class Region:
-    """One DMA buffer: ``size`` bytes of ``path`` mapped at bus address ``bus``."""
+    """One DMA buffer: ``size`` bytes of ``path`` (None: anonymous memory) mapped at bus address ``bus``."""
 
     bus: int
     size: int
-    path: Path
+    path: Path | None
     map: mmap.mmap
     mem: memoryview
     guard_lo: bytearray = field(default_factory=lambda: bytearray([GUARD_FILL]) * GUARD_BYTES)
@@ -62,18 +72,34 @@ class HostMemory:
         self.violations: list[tuple[int, int, str]] = []
         self.writes = 0
 
-    def add(self, bus: int, size: int, path: str | os.PathLike) -> Region:
-        """Map ``size`` bytes of the file ``path`` at bus address ``bus``."""
+    def add(self, bus: int, size: int, path: str | os.PathLike | None = None) -> Region:
+        """Map ``size`` bytes of the file ``path`` (None: zeroed anonymous memory) at bus address ``bus``."""
         for r in self.regions:
             if bus - GUARD_BYTES < r.bus + r.size + GUARD_BYTES and r.bus - GUARD_BYTES < bus + size + GUARD_BYTES:
                 raise ValueError(f"bus range 0x{bus:X}+{size} overlaps the buffer at 0x{r.bus:X}")
-        fd = os.open(path, os.O_RDWR)
-        try:
-            mm = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
-        finally:
-            os.close(fd)
-        region = Region(bus, size, Path(path), mm, memoryview(mm))
+        if path is None:
+            mm = mmap.mmap(-1, size)
+        else:
+            fd = os.open(path, os.O_RDWR)
+            try:
+                mm = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+            finally:
+                os.close(fd)
+        region = Region(bus, size, None if path is None else Path(path), mm, memoryview(mm))
         self.regions.append(region)
+        return region
+
+    def add_ring(self, base: int, nslots: int, shadow: int, slot: int = 64) -> Region:
+        """Anonymous memory for a ring of ``nslots`` slots at ``base`` and its 8-byte shadow head at ``shadow``.
+
+        One buffer spans both, and the device may write only those bytes: any
+        other write is recorded in the region's ``outside`` (or is a guard or
+        unmapped violation), as :meth:`write` does for a ring file.
+        """
+        lo = min(base, shadow)
+        hi = max(base + nslots * slot, shadow + 8)
+        region = self.add(lo, hi - lo)
+        region.allowed = [(base - lo, base - lo + nslots * slot), (shadow - lo, shadow - lo + 8)]
         return region
 
     def remove(self, bus: int) -> None:
@@ -184,6 +210,10 @@ class HostMemory:
         o = addr - r.bus
         return bytes(r.mem[o:o + n])
 
+    def clean(self) -> bool:
+        """No write went anywhere but where the device may write: guards intact, nothing outside, nothing unmapped."""
+        return self.guards_intact() and not self.violations and not any(r.outside for r in self.regions)
+
     def guards_intact(self) -> bool:
         """No guard zone was written (every byte still ``GUARD_FILL``)."""
         fill = bytes([GUARD_FILL]) * GUARD_BYTES
@@ -192,3 +222,87 @@ class HostMemory:
     def close(self) -> None:
         for r in list(self.regions):
             self.remove(r.bus)
+
+
+#: AXI responses (BRESP): OKAY, and SLVERR for a write the memory refused.
+RESP_OKAY, RESP_SLVERR = 0, 2
+
+
+class AxiWriteChannels:
+    """An AXI4 write slave (AW, W, B; no IDs, like the DMA engine) storing into :class:`HostMemory`.
+
+    Simulator-free: a testbench samples the bus at every rising clock edge (the
+    values the edge takes) and calls :meth:`edge`, which says what to drive on B
+    for the next cycle.  ``AWREADY``/``WREADY`` are taken to be high (memory that
+    never stalls).  Beats are paired with their burst in order (W may come before
+    its AW); a burst's B response is offered on the cycle after its last beat,
+    ``SLVERR`` when the memory refused a beat (no buffer there: the DMA engine
+    counts it in ``DMA_BUS_ERRORS``).  A ``WLAST`` out of place is recorded in the
+    memory's ``violations``.
+
+    Parameters
+    ----------
+    host : HostMemory
+        Where beats are stored.
+    lanes : int
+        Bytes of ``wdata``.
+    """
+
+    def __init__(self, host: HostMemory, lanes: int):
+        self.host = host
+        self.lanes = lanes
+        self.bursts = 0
+        self._aw: deque[list[int]] = deque()      # [address of the next beat, beats left, beat bytes, refused]
+        self._w: deque[tuple[int, int, int]] = deque()
+        self._b: deque[int] = deque()
+
+    def edge(self, aw: tuple[int, int, int] | None, w: tuple[int, int, int] | None, b_taken: bool) -> int | None:
+        """Handshakes at one rising edge; returns the BRESP to offer next, or None (BVALID low).
+
+        ``aw``: (awaddr, awlen, awsize) if AWVALID was high; ``w``: (wdata, wstrb,
+        wlast) if WVALID was high; ``b_taken``: BVALID and BREADY were both high.
+        """
+        if b_taken and self._b:
+            self._b.popleft()
+        if aw is not None:
+            addr, alen, size = aw
+            self._aw.append([int(addr), int(alen) + 1, 1 << int(size), 0])
+        if w is not None:
+            self._w.append((int(w[0]), int(w[1]), int(w[2])))
+        while self._w and self._aw:
+            self._beat(*self._w.popleft())
+        return self._b[0] if self._b else None
+
+    def _beat(self, data: int, strb: int, last: int) -> None:
+        aw = self._aw[0]
+        addr, left, size, _ = aw
+        try:
+            self.host.write_strobed(addr - addr % self.lanes, data.to_bytes(self.lanes, "little"), strb)
+        except BusError:
+            aw[3] = 1                           # recorded in host.violations too
+        aw[0] = addr - addr % size + size
+        aw[1] = left - 1
+        done = aw[1] == 0
+        if done != bool(last):
+            self.host.violations.append((addr, 0, f"WLAST {last} on a beat with {aw[1]} beats left"))
+        if done or last:
+            self._aw.popleft()
+            self._b.append(RESP_SLVERR if aw[3] else RESP_OKAY)
+            self.bursts += 1
+
+
+async def serve_axi_writes(ctx, bus, host: HostMemory) -> None:
+    """An Amaranth testbench (``sim.add_testbench(..., background=True)``) serving ``bus``'s writes from ``host``.
+
+    ``bus``: an AXI4 write master's interface (:class:`wiretick.hdl.axi.AXI4WriteSignature`
+    or the like: ``aw*``, ``w*``, ``b*``), seen from the memory's side.
+    """
+    slave = AxiWriteChannels(host, len(bus.wdata) // 8)
+    ctx.set(bus.awready, 1)
+    ctx.set(bus.wready, 1)
+    async for _, _, awv, addr, alen, size, wv, data, strb, last, bv, br in ctx.tick().sample(
+            bus.awvalid, bus.awaddr, bus.awlen, bus.awsize, bus.wvalid, bus.wdata, bus.wstrb, bus.wlast,
+            bus.bvalid, bus.bready):
+        resp = slave.edge((addr, alen, size) if awv else None, (data, strb, last) if wv else None, bool(bv and br))
+        ctx.set(bus.bvalid, resp is not None)
+        ctx.set(bus.bresp, resp or 0)

@@ -1,4 +1,4 @@
-"""The cocotb engine's host memory: DMA writes land in the ring files themselves, and every stray write is caught."""
+"""The simulated host memory: DMA writes land in the ring files themselves, and every stray write is caught."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import random
 import numpy as np
 import pytest
 
-from wiretick.sim.hostmem import GUARD_BYTES, BusError, HostMemory
+from wiretick.sim.hostmem import GUARD_BYTES, RESP_OKAY, RESP_SLVERR, AxiWriteChannels, BusError, HostMemory
 
 BUS = 1 << 32
 
@@ -82,3 +82,31 @@ def test_write_beats_equals_beat_by_beat(tmp_path):
     assert mems[0].violations == mems[1].violations
     for m in mems:
         m.close()
+
+
+def _word(text: bytes) -> int:
+    return int.from_bytes(text, "little")
+
+
+def test_write_channels_pair_beats_with_bursts_and_answer_each_burst():
+    """The AXI4 write slave every Python engine uses: W may lead AW, B waits until taken, refusals are SLVERR."""
+    mem = HostMemory()
+    ring = mem.add_ring(BUS, 4, BUS - 64)                # a ring of 4 slots, its shadow word 64 bytes below
+    ch = AxiWriteChannels(mem, lanes=8)
+    assert ch.edge(None, (_word(b"abcdefgh"), 0xFF, 0), False) is None       # data before its address
+    assert ch.edge((BUS, 1, 3), (_word(b"ijklmnop"), 0xFF, 1), False) == RESP_OKAY
+    assert mem.read(BUS, 16) == b"abcdefghijklmnop" and ch.bursts == 1
+    assert ch.edge(None, None, False) == RESP_OKAY                            # offered until taken
+    assert ch.edge(None, None, True) is None
+    assert ch.edge((BUS - 64, 0, 3), (_word(b"\x05" + bytes(7)), 0x0F, 1), False) == RESP_OKAY   # strobed
+    assert mem.read(BUS - 64, 8) == b"\x05" + bytes(7)
+    assert mem.clean()
+    assert ch.edge((1 << 40, 0, 3), (0, 0xFF, 1), True) == RESP_SLVERR      # no buffer there
+    assert mem.violations[-1][2] == "no buffer"
+    ch.edge(None, None, True)
+    ch.edge((BUS - 32, 0, 3), (1, 0xFF, 1), False)       # between the shadow word and the ring: recorded
+    assert ring.outside
+    ch.edge(None, None, True)
+    ch.edge((BUS + 64, 1, 3), (2, 0xFF, 1), False)       # WLAST on the first of two beats
+    assert "WLAST" in mem.violations[-1][2] and not mem.clean()
+    mem.close()
