@@ -78,8 +78,6 @@ queued is written, the last shadow head lands, then ``OFF``.  ``ERROR`` --
 
 from __future__ import annotations
 
-import re
-
 from amaranth.hdl import Assert, Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, enum, fifo, stream, wiring
 from amaranth.lib.memory import Memory
@@ -93,8 +91,7 @@ from .axi import (AXI4WriteSignature, BURST_INCR, CACHE_NORMAL_NONCACHEABLE_BUFF
                   RESP_DECERR, RESP_SLVERR, burst_size)
 from .tick import TICK_BITS, TickLayout
 
-__all__ = ["TickDMA", "DMAState", "SWITCH_WAIVERS", "lint_hierarchy",
-           "dma_verilog", "lint_dma"]
+__all__ = ["TickDMA", "DMAState"]
 
 _SEQ_BITS = 8 * TICK_FIELD_BY_NAME["seq"].size
 _FLAGS_BIT = 8 * TICK_FIELD_BY_NAME["flags"].offset
@@ -573,50 +570,3 @@ class TickDMA(wiring.Component):
             with m.If(q_wen):
                 m.d.sync += Assert(w_rdy, "queue written while full")
         return m
-
-
-# =========================================================================== lint
-
-#: Waivers for what the Yosys Verilog writer makes of ``m.Switch`` (beyond those of
-#: :data:`wiretick.hdl.lint.PARSER_WAIVERS`).
-SWITCH_WAIVERS = """\
-// Yosys writes each process as one `always @*` block per signal that first assigns
-// the signal its previous/default value, then a `casez` listing only the `m.Switch`
-// cases that change it: the unlisted values keep that default, no latch can form.
-lint_off -rule CASEINCOMPLETE
-"""
-
-
-def _one_line_module_headers(text: str) -> str:
-    # Yosys wraps a long port list over several lines; the alias-waiver generator
-    # reads the port list from the `module` line, so it is joined (same Verilog).
-    return re.sub(r"^(module\s[^;]*?\))\s*;", lambda mm: " ".join(mm.group(1).split()) + ";",
-                  text, flags=re.M)
-
-
-def lint_hierarchy(text: str, top: str, waivers: str = "") -> str:
-    """``verilator --lint-only -Wall`` on Amaranth Verilog of a hierarchy.
-
-    Uses the project's waivers (:data:`wiretick.sim.verilator.AMARANTH_WAIVERS`,
-    :data:`wiretick.hdl.lint.PARSER_WAIVERS` and the named-alias waivers of
-    :func:`wiretick.hdl.lint.alias_waivers`, which never cover a top-level port),
-    :data:`SWITCH_WAIVERS`, and the design's own ``waivers``.
-    """
-    from wiretick.sim.verilator import AMARANTH_WAIVERS, lint
-
-    from .lint import PARSER_WAIVERS, alias_waivers
-    text = _one_line_module_headers(text)
-    return lint(text, top, waivers=AMARANTH_WAIVERS + PARSER_WAIVERS + SWITCH_WAIVERS + waivers
-                + alias_waivers(text, top))
-
-
-def dma_verilog(top: str = "tick_dma", **kw) -> str:
-    """Verilog of :class:`TickDMA` (``kw`` to its constructor; simulation checks off)."""
-    from amaranth.back import verilog
-    kw.setdefault("checks", False)
-    return verilog.convert(TickDMA(**kw), name=top)
-
-
-def lint_dma(top: str = "tick_dma", **kw) -> str:
-    """Lint :class:`TickDMA`; raise :class:`wiretick.sim.verilator.LintError` on findings."""
-    return lint_hierarchy(dma_verilog(top, **kw), top)

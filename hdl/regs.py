@@ -23,7 +23,7 @@ from wiretick.host.contract.formats import COUNTERS
 from wiretick.host.contract.registers import (COUNTER_BASE, COUNTER_BITS, MAP_SIZE, REG_BY_NAME, REGISTERS, Register,
                                               words)
 
-__all__ = ["RegisterFile", "REGS_WAIVERS", "regs_verilog", "lint_regs"]
+__all__ = ["RegisterFile"]
 
 _SNAP_PORTS = {   # snap registers fed by a port (the counters come as one array, CLOCK from inside)
     "DMA_HEAD": "dma_head", "DMA_DROPPED": "dma_dropped", "DMA_DROP_EVENTS": "dma_drop_events",
@@ -276,31 +276,3 @@ class RegisterFile(wiring.Component):
                                 with m.If(bus.wstrb[b]):
                                     m.d.sync += target[lo:hi].eq(bus.wdata[8 * b:8 * b + hi - lo])
         return m
-
-
-# =========================================================================== lint
-
-#: The register file's own waivers (the bus port's unused inputs), each with its reason.
-REGS_WAIVERS = """\
-// AxPROT carries privilege/security attributes; every register is open to every
-// access, so the register file has no use for them.
-lint_off -rule UNUSEDSIGNAL -file "*" -match "*'bus__awprot'*"
-lint_off -rule UNUSEDSIGNAL -file "*" -match "*'bus__arprot'*"
-// Registers are 32-bit words: the byte within the word is given by WSTRB (writes)
-// and is the whole word (reads), so address bits 1..0 select nothing.
-lint_off -rule UNUSEDSIGNAL -file "*" -match "*Bits of signal are not used: 'bus__awaddr'[1:0]*"
-lint_off -rule UNUSEDSIGNAL -file "*" -match "*Bits of signal are not used: 'bus__araddr'[1:0]*"
-"""
-
-
-def regs_verilog(top: str = "wiretick_regs", **kw) -> str:
-    """Verilog of :class:`RegisterFile` (``kw`` to its constructor)."""
-    from amaranth.back import verilog
-    return verilog.convert(RegisterFile(**kw), name=top)
-
-
-def lint_regs(top: str = "wiretick_regs", **kw) -> str:
-    """Lint :class:`RegisterFile`; raise :class:`wiretick.sim.verilator.LintError` on findings."""
-    from .dma import lint_hierarchy
-    return lint_hierarchy(regs_verilog(top, **kw), top, REGS_WAIVERS)
-

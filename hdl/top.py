@@ -73,8 +73,7 @@ from .dma import TickDMA
 from .parser import ItchParser
 from .regs import RegisterFile
 
-__all__ = ["WiretickTop", "TOP_NAME", "DEFAULT_NS_PER_CYCLE", "TOP_WAIVERS", "registered_reset_domains", "top_verilog",
-           "lint_top"]
+__all__ = ["WiretickTop", "TOP_NAME", "DEFAULT_NS_PER_CYCLE", "registered_reset_domains", "top_verilog"]
 
 #: Verilog module name of the top.
 TOP_NAME = "wiretick_top"
@@ -196,14 +195,7 @@ def registered_reset_domains(m, clk, rst, raw: str = "raw") -> None:
     m.d[raw] += sync.rst.eq(rst)
 
 
-# =========================================================================== Verilog and lint
-
-#: The top needs no waiver of its own: the parser's, the DMA engine's and Amaranth's
-#: (:func:`wiretick.hdl.dma.lint_hierarchy`) cover the generated text, and every port
-#: of the top is used (the register file's unused AxPROT and address bits 1..0 are
-#: read by the top, which passes them to the register file; inside the register
-#: file they are named aliases, waived as in every submodule).
-TOP_WAIVERS = ""
+# =========================================================================== Verilog
 
 
 def top_verilog(top: str = TOP_NAME, **kw) -> str:
@@ -213,9 +205,3 @@ def top_verilog(top: str = TOP_NAME, **kw) -> str:
     from .common import toplevel_ports
     dut = WiretickTop(**kw)
     return verilog.convert(dut, name=top, ports=toplevel_ports(dut))
-
-
-def lint_top(top: str = TOP_NAME, text: str | None = None, **kw) -> str:
-    """Lint :class:`WiretickTop`; raise :class:`wiretick.sim.verilator.LintError` on findings."""
-    from .dma import lint_hierarchy
-    return lint_hierarchy(top_verilog(top, **kw) if text is None else text, top, TOP_WAIVERS)

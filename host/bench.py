@@ -8,64 +8,13 @@ Later parts of the project register their suites in :data:`SUITES`.
 from __future__ import annotations
 
 import os
-import statistics
-import struct
 import tempfile
-import time
 from pathlib import Path
 from typing import Callable, TextIO
 
-__all__ = ["SUITES", "run_suites", "bench_decode", "loadavg"]
+from .measure import loadavg, median_cpu_rate, median_rate
 
-
-def _median_rate(fn: Callable[[], int], repeats: int) -> float:
-    """Items/s of the median of ``repeats`` runs of ``fn`` (which returns the items it did): the machine is shared."""
-    rates = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        items = fn()
-        rates.append(items / (time.perf_counter() - t0))
-    return statistics.median(rates)
-
-
-def _median_cpu_rate(fn: Callable[[], int], repeats: int) -> float:
-    """Items per second of this process's CPU time, median of ``repeats``: what other jobs' load does not take."""
-    rates = []
-    for _ in range(repeats):
-        t0 = time.process_time()
-        items = fn()
-        rates.append(items / (time.process_time() - t0))
-    return statistics.median(rates)
-
-
-def loadavg() -> float:
-    """The 1-minute load average (0.0 where the OS has none): recorded beside every timing."""
-    try:
-        return round(os.getloadavg()[0], 2)
-    except (AttributeError, OSError):
-        return 0.0
-
-
-def _message_blocks(path: Path) -> list[bytes]:
-    """Every ITCH message block of a capture, for feeding an independent decoder."""
-    from .capture import read_frames
-    batch = read_frames(path)
-    msgs: list[bytes] = []
-    for i in range(len(batch)):
-        f = batch.frame(i)
-        p = 12
-        while struct.unpack_from(">H", f, p)[0] in (0x8100, 0x88A8):
-            p += 4
-        p += 2
-        ihl = (f[p] & 15) * 4
-        m = p + ihl + 8
-        count = struct.unpack_from(">H", f, m + 18)[0]
-        q = m + 20
-        for _ in range(count if count != 0xFFFF else 0):
-            (n,) = struct.unpack_from(">H", f, q)
-            msgs.append(f[q + 2:q + 2 + n])
-            q += 2 + n
-    return msgs
+__all__ = ["SUITES", "run_suites", "bench_decode"]
 
 
 def bench_decode(messages: int, log: TextIO | None = None) -> dict[str, float]:
@@ -82,7 +31,8 @@ def bench_decode(messages: int, log: TextIO | None = None) -> dict[str, float]:
     """
     os.environ.setdefault("ITCH_NO_CPP", "1")     # itchfeed stays pure Python; itchcpp is measured apart
     from .decode import decode_file, decode_batch
-    from .capture import FrameBatch
+    from .capture import FrameBatch, read_frames
+    from .frames import batch_messages
     from .gen import GenConfig, generate_to_file
 
     load_before = loadavg()
@@ -90,12 +40,12 @@ def bench_decode(messages: int, log: TextIO | None = None) -> dict[str, float]:
         cap = Path(tmp) / "feed.pcap"
         generate_to_file(cap, GenConfig(messages=messages, symbols=500, seed=1))
         decode_batch(FrameBatch.from_frames([]))  # compile/load the kernel outside the timing
-        ours = _median_rate(lambda: decode_file(cap).counters["messages"], repeats=5)
-        ours_cpu = _median_cpu_rate(lambda: decode_file(cap).counters["messages"], repeats=5)
+        ours = median_rate(lambda: decode_file(cap).counters["messages"], repeats=5)
+        ours_cpu = median_cpu_rate(lambda: decode_file(cap).counters["messages"], repeats=5)
         if log:
             print(f"decode: {ours / 1e6:.2f} M msg/s ({ours_cpu / 1e6:.2f} M per CPU second)", file=log)
 
-        blocks = _message_blocks(cap)
+        blocks = batch_messages(read_frames(cap))
         stream = b"".join(len(b).to_bytes(2, "big") + b for b in blocks)
         peers = {}
 
@@ -107,7 +57,7 @@ def bench_decode(messages: int, log: TextIO | None = None) -> dict[str, float]:
                 parser.get_message_type(b)
             return len(blocks)
 
-        peers["itchfeed"] = _median_rate(itchfeed, repeats=3)
+        peers["itchfeed"] = median_rate(itchfeed, repeats=3)
 
         from itchcpp.parser import MessageParser as NativeParser
         native = NativeParser()
@@ -118,7 +68,7 @@ def bench_decode(messages: int, log: TextIO | None = None) -> dict[str, float]:
                 n += 1
             return n
 
-        peers["itchcpp"] = _median_rate(itchcpp, repeats=3)
+        peers["itchcpp"] = median_rate(itchcpp, repeats=3)
 
         import datetime
         import itch_book
@@ -133,7 +83,7 @@ def bench_decode(messages: int, log: TextIO | None = None) -> dict[str, float]:
 
         if book() != len(blocks):
             raise AssertionError(f"itch-book read {book()} messages of {len(blocks)}")
-        peers["itch_book"] = _median_rate(book, repeats=3)
+        peers["itch_book"] = median_rate(book, repeats=3)
         if log:
             print("peers: " + ", ".join(f"{k} {v / 1e6:.2f} M msg/s" for k, v in peers.items()), file=log)
     best = max(peers, key=peers.get)
@@ -152,7 +102,7 @@ def bench_decode(messages: int, log: TextIO | None = None) -> dict[str, float]:
 
 
 def _bench_parser(messages: int, log: TextIO | None = None) -> dict[str, float]:
-    from wiretick.hdl.bench import bench_parser
+    from wiretick.sim.parser_bench import bench_parser
     return bench_parser()
 
 
@@ -168,7 +118,8 @@ def _bench_sim(messages: int, log: TextIO | None = None) -> dict[str, float]:
 
 def _bench_build(messages: int, log: TextIO | None = None, seeds: int = 3) -> dict[str, float]:
     from wiretick.hdl.flow import bench_build
-    return bench_build(seeds, log=log)
+    from wiretick.sim.parser_bench import latency_cycles
+    return bench_build(seeds, parser_latency=latency_cycles, log=log)
 
 
 def _bench_book(messages: int, log: TextIO | None = None) -> dict[str, float]:

@@ -1,8 +1,8 @@
 """`bench_parser` measures line rate and per-type latency in the simulator."""
 
-from wiretick.hdl.bench import bench_parser, latency_frames
 from wiretick.hdl.parser import LATENCY
 from wiretick.host.contract.formats import MESSAGES
+from wiretick.sim.parser_bench import bench_parser, latency_frames
 
 
 def test_latency_frames_cover_every_lane_of_every_type():

@@ -10,13 +10,13 @@ from amaranth.sim import Simulator
 from wiretick.hdl.assembler import MessageAssembler, kind_bits, message_layout
 from wiretick.hdl.builder import TickBuilder, built_layout, tick_byte_sources
 from wiretick.hdl.common import MAX_MSG_LEN
-from wiretick.hdl.sim import make_frame, pack, random_message, unpack
 from wiretick.hdl.splitter import slot_layout, split_beat_layout
 from wiretick.host.capture import FrameBatch
 from wiretick.host.decode import DecodeConfig, decode_batch
 from wiretick.host.contract.formats import MESSAGES, TICK_MAP
-from wiretick.host.frames import encode_message
+from wiretick.host.frames import encode_message, make_frame, random_message
 from wiretick.host.tick import TICK_DTYPE
+from wiretick.sim.amaranth_tb import pack, unpack
 
 W = 8
 

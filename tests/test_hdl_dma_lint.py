@@ -6,7 +6,7 @@ from amaranth.back import verilog
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from wiretick.hdl.dma import lint_dma, lint_hierarchy
+from wiretick.sim.lint import lint_dma, lint_hierarchy
 from wiretick.sim.verilator import LintError
 
 

@@ -9,10 +9,10 @@ import pytest
 from amaranth.sim import Simulator
 
 from wiretick.hdl.header import DROP_COUNT_DELAY, HEADER_COUNTERS, HeaderParser, frame_beat_layout
-from wiretick.hdl.sim import frames_to_beats, make_frame, random_frame, random_message, unpack
 from wiretick.host.capture import FrameBatch
 from wiretick.host.decode import DecodeConfig, decode_batch
-from wiretick.host.frames import encode_message
+from wiretick.host.frames import encode_message, make_frame, parse_frame, random_frame, random_message
+from wiretick.sim.amaranth_tb import frames_to_beats, unpack
 
 
 def run_header(frames, bad=None, *, ip_dst=0, port=0, check_ip_checksum=True, gap_every=0, stray=(),
@@ -88,12 +88,8 @@ def verdicts_of(frames, **cfg):
 
 def header_offsets(frame: bytes) -> tuple[int, int]:
     """(payload start, payload end) of a well-formed frame."""
-    p = 12
-    while struct.unpack_from(">H", frame, p)[0] in (0x8100, 0x88A8):
-        p += 4
-    p += 2
-    u = p + (frame[p] & 15) * 4
-    return u + 28, u + struct.unpack_from(">H", frame, u + 4)[0]
+    m = parse_frame(frame)
+    return m.first_block, m.end
 
 
 def test_good_frames_every_alignment():

@@ -6,7 +6,7 @@ from amaranth.back import verilog
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from wiretick.hdl.lint import PARSER_WAIVERS, alias_waivers, lint_parser, parser_verilog
+from wiretick.sim.lint import PARSER_WAIVERS, alias_waivers, lint_parser, parser_verilog
 from wiretick.sim.verilator import AMARANTH_WAIVERS, LintError, lint
 
 

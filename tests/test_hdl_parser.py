@@ -4,18 +4,17 @@ against the software reference feed handler (wiretick.host.decode)."""
 from __future__ import annotations
 
 import random
-import struct
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from wiretick.host.contract.registers import COUNTER_BITS
-from wiretick.hdl.sim import make_frame, random_frame, random_message, run_parser
 from wiretick.host.capture import FrameBatch, read_frames
 from wiretick.host.decode import DecodeConfig, decode_batch
-from wiretick.host.contract.formats import MESSAGES, Flag
-from wiretick.host.frames import encode_message
+from wiretick.host.contract.formats import MESSAGES, MOLD_END_OF_SESSION, Flag
+from wiretick.host.frames import encode_message, make_frame, parse_frame, random_frame, random_message
+from wiretick.sim.amaranth_tb import run_parser
 
 S1, S2 = b"SESSION001", b"SESSION002"
 
@@ -69,17 +68,7 @@ def _pcap_frames(path: Path) -> list[bytes]:
 
 def _announced_messages(frames: list[bytes]) -> int:
     """Messages the MoldUDP64 headers of the IPv4/UDP frames announce: counted apart from both parsers."""
-    total = 0
-    for f in frames:
-        p = 12
-        while struct.unpack_from(">H", f, p)[0] in (0x8100, 0x88A8):
-            p += 4
-        if struct.unpack_from(">H", f, p)[0] != 0x0800 or f[p + 2 + 9] != 17:
-            continue
-        m = p + 2 + (f[p + 2] & 15) * 4 + 8
-        count = struct.unpack_from(">H", f, m + 18)[0]
-        total += 0 if count == 0xFFFF else count
-    return total
+    return sum(m.count for m in map(parse_frame, frames) if m is not None and m.count != MOLD_END_OF_SESSION)
 
 
 def test_shared_captures(captures_dir):

@@ -12,10 +12,11 @@ from amaranth.hdl import ResetInserter, Signal
 from amaranth.sim import Simulator
 
 from wiretick.hdl.clock import NsClock, period_fs
-from wiretick.hdl.regs import REGS_WAIVERS, RegisterFile, lint_regs, regs_verilog
-from wiretick.hdl.sim import LiteMaster
+from wiretick.hdl.regs import RegisterFile
 from wiretick.host.contract.formats import COUNTERS
 from wiretick.host.contract.registers import MAP_SIZE, REG_BY_NAME, REG_ID, REG_VERSION, REGISTERS
+from wiretick.sim.amaranth_tb import LiteMaster
+from wiretick.sim.lint import REGS_WAIVERS, lint_hierarchy, lint_regs, regs_verilog
 from wiretick.sim.verilator import LintError
 
 # --------------------------------------------------------------------------- AXI4-Lite master
@@ -208,7 +209,6 @@ def test_regs_lint_clean():
 
 def test_regs_waivers_are_needed():
     # The register file's own waivers each cover a real finding (nothing else is hidden).
-    from wiretick.hdl.dma import lint_hierarchy
     text = regs_verilog("r")
     with pytest.raises(LintError) as e:
         lint_hierarchy(text, "r")

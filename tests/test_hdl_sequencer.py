@@ -7,10 +7,10 @@ from amaranth.sim import Simulator
 
 from wiretick.hdl.builder import built_layout
 from wiretick.hdl.sequencer import SEQUENCER_COUNTERS, Sequencer, preload_layout
-from wiretick.hdl.sim import pack, unpack
 from wiretick.hdl.splitter import ok_layout, slot_layout, split_beat_layout
 from wiretick.host.contract.formats import Flag
 from wiretick.host.tick import TICK_DTYPE
+from wiretick.sim.amaranth_tb import pack, unpack
 
 W = 8
 SESS = int.from_bytes(b"SESSION001", "little")

@@ -13,25 +13,19 @@ import struct
 from amaranth.sim import Simulator
 
 from wiretick.hdl.header import frame_beat_layout
-from wiretick.hdl.sim import make_frame, pack, random_frame, random_message, unpack
 from wiretick.hdl.splitter import SPLITTER_COUNTERS, BlockSplitter, ok_layout, slot_layout, split_beat_layout
 from wiretick.host.capture import FrameBatch
 from wiretick.host.decode import DecodeConfig, decode_batch
-from wiretick.host.frames import encode_message
+from wiretick.host.frames import encode_message, make_frame, parse_frame, random_frame, random_message
+from wiretick.sim.amaranth_tb import pack, unpack
 
 W = 8
 
 
 def _headers(frame: bytes):
     """(payload start, payload end, S, N, session) of a frame with good headers."""
-    p = 12
-    while struct.unpack_from(">H", frame, p)[0] in (0x8100, 0x88A8):
-        p += 4
-    p += 2
-    u = p + (frame[p] & 15) * 4
-    m = u + 8
-    return (m + 20, u + struct.unpack_from(">H", frame, u + 4)[0],
-            struct.unpack_from(">Q", frame, m + 10)[0], struct.unpack_from(">H", frame, m + 18)[0], frame[m:m + 10])
+    m = parse_frame(frame)
+    return m.first_block, m.end, m.seq, m.count, m.session
 
 
 def frame_words(frame: bytes, error=False):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from wiretick.hdl.top import TOP_NAME, lint_top, top_verilog
+from wiretick.hdl.top import TOP_NAME, top_verilog
+from wiretick.sim.lint import lint_top
 
 
 def test_top_lint_clean():

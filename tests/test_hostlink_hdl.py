@@ -401,7 +401,7 @@ def test_host_link_lints_clean():
     from amaranth.back import verilog
 
     from wiretick.hdl.common import toplevel_ports
-    from wiretick.hdl.dma import lint_hierarchy
+    from wiretick.sim.lint import lint_hierarchy
 
     d = HostLink(lite_addr_width=_LITE_ADDR_BITS)
     lint_hierarchy(verilog.convert(d, name="host_link", ports=toplevel_ports(d)), "host_link")

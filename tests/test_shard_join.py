@@ -11,12 +11,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from wiretick.hdl.sim import make_frame
 from wiretick.host.capture import FrameBatch, write_pcapng
 from wiretick.host.decode import DecodeConfig, Decoder, SequenceState, decode_file
 from wiretick.host.device import Device, DeviceError
 from wiretick.host.contract.formats import Flag
-from wiretick.host.frames import encode_message
+from wiretick.host.frames import encode_message, make_frame
 from wiretick.host.gen import GenConfig, generate_to_file
 from wiretick.sim import fast
 from wiretick.sim.shard import plan_shards, run_shard

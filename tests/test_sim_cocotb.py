@@ -56,8 +56,7 @@ def _require(simulator: str) -> None:
 
 def _bad_fcs_frames() -> tuple[list[bytes], list[bool]]:
     """A frame flagged bad after it released ticks (abort), its good copy, and bad frames that need none."""
-    from wiretick.hdl.sim import make_frame
-    from wiretick.host.frames import encode_message
+    from wiretick.host.frames import encode_message, make_frame
 
     D = [encode_message("D", order_ref=k) for k in range(3)]
     frames = [

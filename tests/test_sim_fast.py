@@ -17,11 +17,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from wiretick.hdl.sim import make_frame, random_frame
 from wiretick.host.capture import FrameBatch, write_pcap, write_pcapng
 from wiretick.host.decode import DecodeConfig, decode_file
 from wiretick.host.contract.formats import Flag
-from wiretick.host.frames import encode_message
+from wiretick.host.frames import encode_message, make_frame, random_frame
 from wiretick.host.gen import GenConfig, generate_to_file
 from wiretick.sim import fast
 from wiretick.sim.run import ticks_equal

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import pytest
 
-from wiretick.hdl.bench import latency_frames
 from wiretick.host.contract.registers import REG_BY_NAME, REG_ID, REG_VERSION
-from wiretick.hdl.sim import frame_beats
 from wiretick.host.capture import FrameBatch
 from wiretick.host.decode import DecodeConfig, decode_batch
 from wiretick.host.contract.formats import COUNTERS, MESSAGE_BY_CODE
 from wiretick.host.frames import encode_message, mold_packet, udp_frame
+from wiretick.sim.parser_bench import latency_frames
+from wiretick.sim.amaranth_tb import frame_beats
 from wiretick.sim.interactive import (AxiLiteMaster, BuildError, Model, SignalError, parser_model, peek_tick,
                                       poke_beat, top_model)
 

@@ -18,23 +18,15 @@
 from __future__ import annotations
 
 import random
-import struct
 
 from wiretick.host.contract.formats import MESSAGE_BY_CODE, MESSAGES
+from wiretick.host.frames import make_frame, parse_frame, random_message
 
-from .sim import make_frame, random_message, run_parser
+from .amaranth_tb import run_parser
 
-__all__ = ["bench_parser", "latency_by_type", "latency_frames", "line_rate_frames"]
+__all__ = ["bench_parser", "latency_by_type", "latency_cycles", "latency_frames", "line_rate_frames"]
 
 _MTU = 1500
-
-
-def _payload_start(frame: bytes) -> int:
-    p = 12
-    while struct.unpack_from(">H", frame, p)[0] in (0x8100, 0x88A8):
-        p += 4
-    p += 2
-    return p + (frame[p] & 15) * 4 + 8 + 20
 
 
 def line_rate_frames(seed: int = 1) -> list[bytes]:
@@ -68,7 +60,7 @@ def latency_frames(seed: int = 2) -> tuple[list[bytes], dict[int, tuple[int, int
         codes = ([shifter[lead]] if lead else []) + [m.code for m in MESSAGES]
         msgs = [random_message(rng, c) for c in codes]
         f = make_frame(msgs, seq=seq, vlans=vlans, ip_option_words=words, session=b"BENCH00002")
-        p = _payload_start(f)
+        p = parse_frame(f).first_block
         for c, m in zip(codes, msgs):
             p += 2 + len(m)
             where[seq] = (len(frames), p - 1, c)
@@ -94,6 +86,11 @@ def latency_by_type() -> dict[str, int]:
     if missing:
         raise AssertionError(f"latency not measured for (type, lane) {sorted(missing)[:5]}...")
     return per_type
+
+
+def latency_cycles() -> int:
+    """The parser's latency in cycles (``parser.latency_cycles``): the worst over every type."""
+    return max(latency_by_type().values())
 
 
 def bench_parser() -> dict[str, float]:

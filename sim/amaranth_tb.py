@@ -1,8 +1,9 @@
-"""Simulation helpers: frames to MAC beats, packing/unpacking layout values, an AXI4-Lite master.
+"""Testbench helpers for Amaranth's simulator: frames to MAC beats, packing/unpacking
+layout values, the parser core run on frames, an AXI4-Lite master.
 
-Used by the tests (tests/test_hdl_*.py) and by :mod:`wiretick.hdl.bench`.  Pure
-Python, no simulator state: the testbenches call these to build the integers they
-drive and to decode the integers they sample.
+Used by the gateware tests (tests/test_hdl_*.py) and the parser bench
+(:mod:`wiretick.sim.parser_bench`).  The frames themselves come from
+:mod:`wiretick.host.frames`.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from dataclasses import dataclass
 
 from amaranth.lib import data
 
-from .common import mac_beat_layout
+from wiretick.hdl.common import mac_beat_layout
 
-__all__ = ["Beat", "frame_beats", "pack", "unpack", "frames_to_beats", "LiteMaster"]
+__all__ = ["Beat", "frame_beats", "pack", "unpack", "frames_to_beats", "ParserRun", "run_parser", "LiteMaster"]
 
 
 @dataclass(frozen=True)
@@ -72,73 +73,6 @@ def unpack(layout: data.StructLayout, value: int) -> dict[str, int]:
     return {name: (value >> f.offset) & ((1 << f.width) - 1) for name, f in layout}
 
 
-# --------------------------------------------------------------------------- frame factory
-
-def make_frame(messages: list[bytes], *, seq: int = 1, vlans: int = 1, ip_option_words: int = 0,
-               tpid: int = 0x8100, **kw) -> bytes:
-    """A MoldUDP64 frame: ``vlans`` tags (TPID ``tpid``) and ``ip_option_words`` words of
-    IPv4 options shift the payload; ``kw`` goes to :func:`wiretick.host.frames.udp_frame`
-    (``session=`` to :func:`~wiretick.host.frames.mold_packet`)."""
-    import struct
-
-    from wiretick.host.frames import mold_packet, udp_frame
-
-    mold_kw = {k: kw.pop(k) for k in ("session", "count", "heartbeat", "end_of_session") if k in kw}
-    f = udp_frame(mold_packet(seq, messages, **mold_kw), vlans=tuple(range(100, 100 + vlans)),
-                  ip_options=bytes(4 * ip_option_words), **kw)
-    if tpid != 0x8100:
-        f = bytearray(f)
-        for t in range(vlans):
-            struct.pack_into(">H", f, 12 + 4 * t, tpid)
-        f = bytes(f)
-    return f
-
-
-def random_message(rng, code: str | None = None) -> bytes:
-    """A message of type ``code`` (random type if None) with random field bytes."""
-    from wiretick.host.contract.formats import MESSAGES, MESSAGE_BY_CODE
-
-    msg = MESSAGE_BY_CODE[code] if code else MESSAGES[rng.randrange(len(MESSAGES))]
-    body = bytearray(rng.randbytes(msg.length))
-    body[0] = msg.type_byte
-    if msg.code == "C" and rng.random() < 0.5:
-        body[msg.field("printable").offset] = ord("Y")
-    return bytes(body)
-
-
-def random_frame(rng, *, corrupt: bool = True) -> bytes:
-    """A random MoldUDP64 frame; with ``corrupt``, sometimes damaged on purpose
-    (truncated, header or block bytes overwritten, odd VLAN tags or IPv4 options)."""
-    import struct
-
-    n = rng.choice([0, 1, 1, 2, 3, 5, 8])
-    msgs = [random_message(rng) for _ in range(n)]
-    if corrupt and msgs and rng.random() < 0.2:
-        # A block of an unknown type, possibly very short.
-        msgs.insert(rng.randrange(len(msgs) + 1), bytes([rng.choice(b"aZ0\x00\xff")]) + rng.randbytes(rng.randrange(0, 12)))
-    kw = {}
-    if rng.random() < 0.1:
-        kw["heartbeat"] = True
-        msgs = []
-    f = bytearray(make_frame(msgs, seq=rng.randrange(1, 40), vlans=rng.randrange(3),
-                             ip_option_words=rng.randrange(11), tpid=rng.choice([0x8100, 0x88A8]),
-                             session=rng.choice([b"SESSION001", b"SESSION002"]), **kw))
-    if corrupt:
-        r = rng.random()
-        if r < 0.15:
-            del f[rng.randrange(1, len(f) + 1):]
-        elif r < 0.35:
-            for _ in range(rng.randrange(1, 3)):
-                f[rng.randrange(len(f))] = rng.randrange(256)
-        elif r < 0.45:
-            # Rewrite the MoldUDP64 count or a block length.
-            p = len(f) - sum(len(m) + 2 for m in msgs) - 2
-            struct.pack_into(">H", f, max(p, 0), rng.choice([0, 1, 2, 0xFFFF, 0xFFFE, rng.randrange(65536)]))
-        elif r < 0.5:
-            f += rng.randbytes(rng.randrange(1, 20))
-    return bytes(f)
-
-
 # --------------------------------------------------------------------------- the whole core
 
 @dataclass
@@ -170,10 +104,9 @@ def run_parser(frames: list[bytes], *, bad=None, ts_ns=None, ip_dst: int = 0, po
     import numpy as np
     from amaranth.sim import Simulator
 
+    from wiretick.hdl.parser import ItchParser
     from wiretick.host.contract.formats import COUNTERS
     from wiretick.host.tick import TICK_DTYPE
-
-    from .parser import ItchParser
 
     dut = ItchParser(width, fifo_depth=fifo_depth)
     beats = [frame_beats(f, width, bool(bad[i]) if bad is not None else False) for i, f in enumerate(frames)]
@@ -302,13 +235,13 @@ class LiteMaster:
         return data
 
     async def read_reg(self, ctx, name: str) -> int:
-        from .regs import REG_BY_NAME, words
+        from wiretick.hdl.regs import REG_BY_NAME, words
         value = 0
         for i, off in enumerate(words(REG_BY_NAME[name])):
             value |= await self.read(ctx, off) << (32 * i)
         return value
 
     async def write_reg(self, ctx, name: str, value: int):
-        from .regs import REG_BY_NAME, words
+        from wiretick.hdl.regs import REG_BY_NAME, words
         for i, off in enumerate(words(REG_BY_NAME[name])):
             await self.write(ctx, off, (value >> (32 * i)) & 0xFFFF_FFFF)
