@@ -62,22 +62,8 @@ def _config(args: argparse.Namespace):
                         sequence_check=not args.no_sequence_check)
 
 
-def format_counters(counters: dict[str, int]) -> str:
-    """A short human summary of the non-zero counters, grouped the way people read them."""
-    from .contract.formats import COUNTERS
-    msgs = ", ".join(f"{c.name[4:]}={counters[c.name]}" for c in COUNTERS
-                     if c.name.startswith("msg_") and counters.get(c.name))
-    drops = ", ".join(f"{c.name}={counters[c.name]}" for c in COUNTERS
-                      if c.name.startswith(("drop_", "bad_")) and counters.get(c.name))
-    other = ", ".join(f"{k}={counters[k]}" for k in ("frames", "packets", "messages", "ticks", "heartbeats",
-                                                        "end_of_session", "duplicates", "gaps", "gap_messages",
-                                                        "aborts", "unknown_type", "sessions"))
-    lines = [other, f"by type: {msgs or 'none'}", f"dropped: {drops or 'none'}"]
-    return "\n".join(lines)
-
-
 def cmd_decode(args: argparse.Namespace) -> int:
-    from .decode import decode_file
+    from .decode import decode_file, format_counters
     t0 = time.perf_counter()
     if str(args.output).endswith(".parquet"):          # symbols resolved, prices as decimals
         from .tables import decode_to_parquet
@@ -177,6 +163,8 @@ def write_atomic(path: Path, text: str) -> None:
 
 def cmd_sim(args: argparse.Namespace) -> int:
     from wiretick.sim.run import run_sim
+
+    from .decode import format_counters
     res = run_sim(args.capture, args.output, _config(args), engine=args.engine, simulator=args.simulator,
                   waves=args.waves, ring=args.ring, nslots=args.nslots, log=sys.stderr)
     print(format_counters(res.counters), file=sys.stderr)
@@ -312,6 +300,8 @@ def cmd_sim_or_shards(args: argparse.Namespace) -> int:
     if args.workers == 1 and args.scheduler is None:
         return cmd_sim(args)
     from wiretick.sim.shard import check_scheduler, sharded_sim
+
+    from .decode import format_counters
     if args.engine != "fast" or args.waves or args.ring:
         raise UsageError("--workers/--scheduler run the fast engine into the output only "
                          "(no --engine cocotb, --waves or --ring)")

@@ -31,7 +31,7 @@ from .capture import FrameBatch
 from .tick import TICK_DTYPE
 
 __all__ = ["DecodeConfig", "DecodeResult", "SequenceState", "Decoder", "decode_batch", "decode_file", "max_ticks",
-           "NpyTickWriter"]
+           "NpyTickWriter", "format_counters"]
 
 
 @dataclass(frozen=True)
@@ -97,6 +97,19 @@ class DecodeResult:
 
     ticks: np.ndarray
     counters: dict[str, int] = field(default_factory=dict)
+
+
+def format_counters(counters: dict[str, int]) -> str:
+    """A short human summary of the non-zero counters, grouped the way people read them."""
+    msgs = ", ".join(f"{c.name[4:]}={counters[c.name]}" for c in F.COUNTERS
+                     if c.name.startswith("msg_") and counters.get(c.name))
+    drops = ", ".join(f"{c.name}={counters[c.name]}" for c in F.COUNTERS
+                      if c.name.startswith(("drop_", "bad_")) and counters.get(c.name))
+    other = ", ".join(f"{k}={counters[k]}" for k in ("frames", "packets", "messages", "ticks", "heartbeats",
+                                                        "end_of_session", "duplicates", "gaps", "gap_messages",
+                                                        "aborts", "unknown_type", "sessions"))
+    lines = [other, f"by type: {msgs or 'none'}", f"dropped: {drops or 'none'}"]
+    return "\n".join(lines)
 
 
 # ------------------------------------------------------------- tables from the one map

@@ -26,7 +26,7 @@ from .contract.formats import COUNTERS
 from .contract.registers import (COUNTER_BASE, DMA_DRAINING, DMA_OFF, DMA_REFUSED, DMA_RUNNING, MAP_SIZE,
                                  REG_BY_NAME, REGISTERS, words)
 from .contract.ring import DATA_OFFSET, OFF_HEAD, SLOT_SIZE, check_nslots, ring_bytes
-from .decode import DecodeConfig, Decoder
+from .decode import DecodeConfig, Decoder, format_counters
 from .device import Backend, DeviceError, DmaBuffer, FileDma
 from .ring import RingWriter, ring_path
 
@@ -159,7 +159,6 @@ def cmd_replay(capture: str | os.PathLike, ring_name: str | os.PathLike, rate: f
         raise
     counters = dec.counters
     if log is not None:
-        from .cli import format_counters
         dt = time.perf_counter() - t0
         print(format_counters(counters), file=log)
         print(f"replayed {written} ticks into {writer.path} ({nslots} slots, {pacing}) in {dt:.2f} s",

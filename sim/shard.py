@@ -650,7 +650,7 @@ def bench_scale(messages: int, log: TextIO | None = None, *, shards: int = 8) ->
     """
     import tempfile
 
-    from wiretick.host.bench import loadavg
+    from wiretick.host.measure import loadavg
     from wiretick.host.gen import GenConfig, generate_to_file
 
     from .fast import build_library
