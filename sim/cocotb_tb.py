@@ -64,7 +64,7 @@ from wiretick.hdl.top import DEFAULT_NS_PER_CYCLE
 from wiretick.host.capture import open_capture
 from wiretick.host.decode import DecodeConfig, NpyTickWriter, SequenceState
 from wiretick.host.device import Device
-from wiretick.host.contract.ring import DATA_OFFSET, OFF_HEAD
+from wiretick.host.contract.ring import device_writes
 from wiretick.host.ring import Ring, without_lap_tags
 from wiretick.sim.backend import SimBackend, reader_safe_chunks
 from wiretick.sim.beats import ENTRY_BYTES, IFG_BEATS, frames_to_entries
@@ -301,9 +301,8 @@ def _setup(dev: Device, host: HostMemory, case: dict):
     join = case.get("join")
     dev.join(None if join is None else SequenceState(**{**join, "session": bytes.fromhex(join["session"])}))
     ring = dev.setup_ring(case["nslots"], interval=case.get("interval", 64), name=case["ring"])
-    # The engine may write only the slots and the shadow-head word of this buffer.
     region = next(r for r in host.regions if r.bus == ring.dma.bus_address)
-    region.allowed = [(DATA_OFFSET, DATA_OFFSET + 64 * ring.nslots), (OFF_HEAD, OFF_HEAD + 8)]
+    region.allowed = list(device_writes(ring.nslots))
     dev.start()
     return ring
 

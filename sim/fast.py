@@ -461,7 +461,8 @@ def simulate(capture: str | os.PathLike, config=None, *, out: str | os.PathLike 
     """
     from wiretick.host.capture import open_capture
     from wiretick.host.decode import DecodeConfig, NpyTickWriter
-    from wiretick.host.ring import DATA_OFFSET, OFF_HEAD, Ring, without_lap_tags
+    from wiretick.host.contract.ring import device_writes
+    from wiretick.host.ring import Ring, without_lap_tags
 
     config = config or DecodeConfig()
     with open_capture(capture):                   # a bad capture fails here, before anything is made
@@ -479,8 +480,8 @@ def simulate(capture: str | os.PathLike, config=None, *, out: str | os.PathLike 
         dev = Device(backend)
         dev.configure(config)
         setup = dev.setup_ring(nslots, interval=interval, name=None if ring is None else str(ring))
-        sim.allow(setup.dma.bus_address, DATA_OFFSET, DATA_OFFSET + 64 * setup.nslots)
-        sim.allow(setup.dma.bus_address, OFF_HEAD, OFF_HEAD + 8)
+        for lo, hi in device_writes(setup.nslots):
+            sim.allow(setup.dma.bus_address, lo, hi)
         reader = Ring(setup.source)
         dev.start()
 

@@ -18,8 +18,8 @@ from wiretick.host.contract.registers import (COUNTER_BASE, COUNTER_BITS, DMA_ST
                                               REGISTERS, WIDE_COUNTERS, CounterExtender, RegisterClient,
                                               counter_register, markdown_table, words)
 from wiretick.host.contract.ring import (CONTROL_PAGE, DATA_OFFSET, LAP_BITS, LAP_MASK, LAP_SHIFT, MAGIC, OFF_HEAD,
-                                         SLOT_SIZE, RingError, check_nslots, header_bytes, lap_tag, parse_header,
-                                         ring_bytes)
+                                         SLOT_SIZE, RingError, check_nslots, device_writes, header_bytes, lap_tag,
+                                         parse_header, ring_bytes)
 
 MODULES = sorted(f"wiretick.host.contract.{m.name}" for m in pkgutil.iter_modules(contract.__path__))
 
@@ -134,6 +134,13 @@ def test_header_round_trips_and_bad_pages_are_refused():
     for bad in (0, 63, 100, True, 1.0, 1 << 41):
         with pytest.raises(RingError):
             check_nslots(bad)
+
+
+def test_the_device_writes_the_slots_and_the_shadow_head_only():
+    assert device_writes(64) == ((DATA_OFFSET, DATA_OFFSET + 64 * SLOT_SIZE), (OFF_HEAD, OFF_HEAD + 8))
+    driver_words = [f for f in CONTROL_PAGE if f.writer != "head"]
+    for lo, hi in device_writes(64):
+        assert not any(lo < f.offset + f.size and f.offset < hi for f in driver_words)
 
 
 def test_lap_tags():

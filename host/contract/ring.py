@@ -26,7 +26,7 @@ __all__ = [
     "DATA_OFFSET", "MIN_SLOTS", "MAX_SLOTS", "OFF_MAGIC", "OFF_VERSION", "OFF_SLOT_SIZE", "OFF_NSLOTS",
     "OFF_DATA", "OFF_HEAD", "OFF_STATE", "OFF_DROPPED", "STATE_NEW", "STATE_RUNNING", "STATE_STOPPED",
     "STATE_NAMES", "LAP_SHIFT", "LAP_WIDTH", "LAP_MASK", "LAP_BITS", "FRESH_LAP",
-    "check_nslots", "ring_bytes", "lap_tag", "RingHeader", "header_bytes", "parse_header",
+    "check_nslots", "ring_bytes", "device_writes", "lap_tag", "RingHeader", "header_bytes", "parse_header",
 ]
 
 
@@ -151,6 +151,16 @@ def check_nslots(nslots: object) -> int:
 def ring_bytes(nslots: int) -> int:
     """Bytes a ring of ``nslots`` slots occupies (control page + slots)."""
     return DATA_OFFSET + check_nslots(nslots) * SLOT_SIZE
+
+
+def device_writes(nslots: int) -> tuple[tuple[int, int], ...]:
+    """The byte ranges ``[start, end)`` of a ring buffer that the device may write.
+
+    Its slots and the shadow head; the rest of the control page is the driver's.
+    Simulations check every DMA write against these.
+    """
+    head = _FIELD["head"]
+    return (DATA_OFFSET, ring_bytes(nslots)), (head.offset, head.offset + head.size)
 
 
 def lap_tag(seq: int | np.ndarray, nslots: int) -> int | np.ndarray:
