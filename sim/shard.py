@@ -236,7 +236,7 @@ def run_shard(capture: str, config: DecodeConfig, shard: Shard, output: str | No
 
 def _run_shard(capture, config, shard, output, *, compare, nslots, gap, library) -> ShardResult:
     from wiretick.host.device import Device
-    from wiretick.host.contract.ring import DATA_OFFSET, OFF_HEAD
+    from wiretick.host.contract.ring import device_writes
     from wiretick.host.ring import Ring, without_lap_tags
     from wiretick.host.tick import TICK_DTYPE
 
@@ -252,8 +252,8 @@ def _run_shard(capture, config, shard, output, *, compare, nslots, gap, library)
             dev.configure(config)
             dev.join(None if shard.state == SequenceState() else shard.state)
             setup = dev.setup_ring(nslots)
-            sim.allow(setup.dma.bus_address, DATA_OFFSET, DATA_OFFSET + 64 * setup.nslots)
-            sim.allow(setup.dma.bus_address, OFF_HEAD, OFF_HEAD + 8)
+            for lo, hi in device_writes(setup.nslots):
+                sim.allow(setup.dma.bus_address, lo, hi)
             reader = Ring(setup.source)
             dev.start()
             budget = max(1, setup.nslots // 4)
