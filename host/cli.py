@@ -426,7 +426,7 @@ _FOREIGN_USER_ERRORS = (
     ("wiretick.host.capture", "CaptureError"),
     ("wiretick.sim.cocotb_run", "CocotbError"),
     ("wiretick.sim.interactive", "BuildError"),
-    ("wiretick.sim.verilator", "LintError"),
+    ("wiretick.sim.lint", "LintError"),
 )
 
 

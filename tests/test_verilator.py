@@ -6,7 +6,8 @@ from amaranth.back import verilog
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from wiretick.sim.verilator import LintError, lint, verilator_exe
+from wiretick.sim.lint import LintError, lint
+from wiretick.sim.verilator import verilator_exe
 
 
 class _Counter(wiring.Component):
