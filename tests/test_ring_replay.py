@@ -15,10 +15,10 @@ from wiretick.host.cli import main
 from wiretick.host.decode import DecodeConfig, decode_file
 from wiretick.host.device import Device, DeviceError
 from wiretick.host.replay import ReplayBackend, cmd_replay
-from wiretick.host.ring import Ring, RingError, create_ring, ring_path
+from wiretick.host.contract.formats import Flag
+from wiretick.host.contract.ring import RingError
+from wiretick.host.ring import Ring, create_ring, ring_path
 from wiretick.host.strategy import ScalarVwap, Vwap
-
-LAP_MASK = np.uint16(0x0FFF)
 
 
 @pytest.fixture
@@ -37,7 +37,7 @@ def read_all(name: str) -> np.ndarray:
 
 def assert_same(got: np.ndarray, ref: np.ndarray) -> None:
     g = got.copy()
-    g["flags"] &= LAP_MASK                       # lap tags are the ring's, not the decoder's
+    g["flags"] &= np.uint16(Flag.MASK)           # lap tags are the ring's, not the decoder's
     assert len(g) == len(ref)
     assert np.array_equal(g, ref)
 
