@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from wiretick.host.capture import CaptureError, FrameBatch, read_frames, write_pcap
-from wiretick.host.contract.formats import COUNTERS
+from wiretick.host.contract.formats import COUNTERS, Flag
 from wiretick.host.contract.registers import DMA_OFF, DMA_RUNNING, MAP_SIZE, REG_BY_NAME, REG_ID, REG_VERSION, REGISTERS
 from wiretick.host.contract.ring import OFF_HEAD, OFF_STATE, RingError
 from wiretick.host.decode import DecodeConfig, decode_file
@@ -21,7 +21,6 @@ from wiretick.host.replay import ReplayBackend
 from wiretick.host.ring import Ring, read_header
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "captures" / "nasdaq-itch50" / "live-Multiple.Packets.pcap"
-LAP_MASK = np.uint16(0x0FFF)
 
 
 def u32(raw: bytes, off: int) -> int:
@@ -68,7 +67,7 @@ def generated(tmp_path_factory):
 
 def same_ticks(got: np.ndarray, ref: np.ndarray) -> bool:
     g = got.copy()
-    g["flags"] &= LAP_MASK                       # the ring's lap tag is not the decoder's
+    g["flags"] &= np.uint16(Flag.MASK)           # the ring's lap tag is not the decoder's
     return np.array_equal(g, ref)
 
 
