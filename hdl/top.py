@@ -73,7 +73,7 @@ from .dma import TickDMA
 from .parser import ItchParser
 from .regs import RegisterFile
 
-__all__ = ["WiretickTop", "TOP_NAME", "DEFAULT_NS_PER_CYCLE", "registered_reset_domains", "top_verilog"]
+__all__ = ["WiretickTop", "TOP_NAME", "DEFAULT_NS_PER_CYCLE", "registered_reset_domains"]
 
 #: Verilog module name of the top.
 TOP_NAME = "wiretick_top"
@@ -193,15 +193,3 @@ def registered_reset_domains(m, clk, rst, raw: str = "raw") -> None:
     m.domains += [sync, free]
     m.d.comb += [sync.clk.eq(clk), free.clk.eq(clk)]
     m.d[raw] += sync.rst.eq(rst)
-
-
-# =========================================================================== Verilog
-
-
-def top_verilog(top: str = TOP_NAME, **kw) -> str:
-    """Verilog of :class:`WiretickTop` (``kw`` to its constructor)."""
-    from amaranth.back import verilog
-
-    from .common import toplevel_ports
-    dut = WiretickTop(**kw)
-    return verilog.convert(dut, name=top, ports=toplevel_ports(dut))

@@ -32,7 +32,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Callable, Iterator
 
-__all__ = ["cache_root", "hash_inputs", "design_inputs", "cached_dir", "top_verilog_file", "harness_verilog_file",
+__all__ = ["cache_root", "hash_inputs", "design_inputs", "cached_dir", "design_verilog", "top_verilog", "top_verilog_file", "harness_verilog_file",
            "tool_version"]
 
 _HERE = Path(__file__).resolve().parent
@@ -115,6 +115,25 @@ def cached_dir(kind: str, key: str, build: Callable[[Path], None]) -> Path:
     return final
 
 
+def design_verilog(design, top: str) -> str:
+    """Verilog of an Amaranth component, module ``top``, its ports those of its signature.
+
+    The constants that always-ready/valid streams hold instead of signals (TickDMA's
+    tick input) are left out: Amaranth refuses them as ports.
+    """
+    from amaranth.back import verilog
+
+    from wiretick.hdl.common import toplevel_ports
+    return verilog.convert(design, name=top, ports=toplevel_ports(design))
+
+
+def top_verilog(top: str | None = None, **kw) -> str:
+    """Verilog of :class:`~wiretick.hdl.top.WiretickTop` (``kw`` to its constructor), module ``top``
+    (default :data:`~wiretick.hdl.top.TOP_NAME`)."""
+    from wiretick.hdl.top import TOP_NAME, WiretickTop
+    return design_verilog(WiretickTop(**kw), top or TOP_NAME)
+
+
 def top_verilog_file(**kw) -> Path:
     """The Verilog of :class:`~wiretick.hdl.top.WiretickTop` (``kw`` to its constructor), cached.
 
@@ -125,7 +144,6 @@ def top_verilog_file(**kw) -> Path:
     key = hash_inputs(*design_inputs(), {k: str(v) for k, v in sorted(kw.items())})
 
     def build(d: Path) -> None:
-        from wiretick.hdl.top import top_verilog
         (d / f"{TOP_NAME}.v").write_text(top_verilog(TOP_NAME, **kw))
 
     return cached_dir("verilog", key, build) / f"{TOP_NAME}.v"

@@ -21,12 +21,9 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from amaranth.back import verilog
+from wiretick.hdl.top import TOP_NAME
 
-from wiretick.hdl.common import toplevel_ports
-from wiretick.hdl.top import TOP_NAME, top_verilog
-
-from .build import verilator_command
+from .build import design_verilog, top_verilog, verilator_command
 from .verilator import verilator_env
 
 __all__ = ["LintError", "lint", "AMARANTH_WAIVERS", "PARSER_WAIVERS", "SWITCH_WAIVERS", "REGS_WAIVERS", "TOP_WAIVERS",
@@ -115,30 +112,24 @@ _MODULE = re.compile(r"^module\s+(\\\S+|[A-Za-z_][\w$]*)\s*\(([^)]*)\)")
 
 # --------------------------------------------------------------------------- Verilog
 
-def _verilog(dut, top: str) -> str:
-    # Ports from the signature, less the constants of always-ready/valid streams
-    # (TickDMA's tick input), which Amaranth refuses as ports.
-    return verilog.convert(dut, name=top, ports=toplevel_ports(dut))
-
-
 @functools.lru_cache(maxsize=4)
 def parser_verilog(top: str = "itch_parser", **kw) -> str:
     """Verilog of :class:`~wiretick.hdl.parser.ItchParser` (``kw`` to its constructor; cached)."""
     from wiretick.hdl.parser import ItchParser
-    return _verilog(ItchParser(**kw), top)
+    return design_verilog(ItchParser(**kw), top)
 
 
 def dma_verilog(top: str = "tick_dma", **kw) -> str:
     """Verilog of :class:`~wiretick.hdl.dma.TickDMA` (``kw`` to its constructor; simulation checks off)."""
     from wiretick.hdl.dma import TickDMA
     kw.setdefault("checks", False)
-    return _verilog(TickDMA(**kw), top)
+    return design_verilog(TickDMA(**kw), top)
 
 
 def regs_verilog(top: str = "wiretick_regs", **kw) -> str:
     """Verilog of :class:`~wiretick.hdl.regs.RegisterFile` (``kw`` to its constructor)."""
     from wiretick.hdl.regs import RegisterFile
-    return _verilog(RegisterFile(**kw), top)
+    return design_verilog(RegisterFile(**kw), top)
 
 
 # --------------------------------------------------------------------------- waivers and lint

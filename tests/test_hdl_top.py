@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from wiretick.hdl.top import TOP_NAME, top_verilog
+from wiretick.hdl.top import TOP_NAME
+from wiretick.sim.build import top_verilog
 from wiretick.sim.lint import lint_top
 
 
