@@ -41,6 +41,7 @@ from .contract.registers import REGISTERS
 from .contract.ring import DATA_OFFSET, SLOT_SIZE
 from .device import Backend, DmaBuffer, FileDma
 from .errors import WiretickError
+from .frames import IPV4_HEADER, UDP_HEADER, ethernet_header, ipv4_header, udp_header
 
 __all__ = ["LinkError", "Transport", "UdpTransport", "FrameTransport", "LinkStats", "HostLinkBackend",
            "build_frame", "parse_frame", "parse_records", "Record"]
@@ -58,12 +59,11 @@ def build_frame(payload: bytes, addresses: lp.LinkAddresses = lp.DEFAULT_ADDRESS
                 dst: str = "device", ident: int = 0) -> bytes:
     """An Ethernet frame carrying ``payload`` in UDP/IPv4 from ``src`` to ``dst`` (no FCS)."""
     a = addresses
-    ip = bytearray(struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + 8 + len(payload), ident, 0x4000, 64, 17, 0,
-                               a.ip_int(src).to_bytes(4, "big"), a.ip_int(dst).to_bytes(4, "big")))
-    ip[10:12] = lp.ipv4_checksum(bytes(ip)).to_bytes(2, "big")
-    udp = struct.pack(">HHHH", getattr(a, f"{src}_port"), getattr(a, f"{dst}_port"), 8 + len(payload), 0)
-    eth = a.mac_int(dst).to_bytes(6, "big") + a.mac_int(src).to_bytes(6, "big") + b"\x08\x00"
-    return eth + bytes(ip) + udp + payload
+    length = IPV4_HEADER + UDP_HEADER + len(payload)
+    eth = ethernet_header(a.mac_int(dst).to_bytes(6, "big"), a.mac_int(src).to_bytes(6, "big"))
+    ip = ipv4_header(length, src_ip=a.ip_int(src), dst_ip=a.ip_int(dst), ident=ident, fragment=0x4000, ttl=64)
+    udp = udp_header(getattr(a, f"{src}_port"), getattr(a, f"{dst}_port"), UDP_HEADER + len(payload))
+    return eth + ip + udp + payload
 
 
 def parse_frame(frame: bytes, addresses: lp.LinkAddresses = lp.DEFAULT_ADDRESSES, *, src: str = "device",
