@@ -10,8 +10,9 @@
   cycle-by-cycle Python MAC driver and AXI slave instead of the harness's bulk
   buffers, on the same feed;
 - ``sim.cycles_per_s.amaranth``: Amaranth's own simulator running the same top
-  (registers over AXI4-Lite, an always-ready memory) on that recipe,
-  :data:`AMARANTH_MESSAGES` messages long (cycles/s do not depend on the length);
+  (registers over AXI4-Lite, an always-ready host memory, :mod:`wiretick.sim.hostmem`)
+  on that recipe, :data:`AMARANTH_MESSAGES` messages long (cycles/s do not depend on
+  the length);
 - ``sim.fast_over_cocotb``, ``sim.fast_over_amaranth``: ratios of the above.
 """
 
@@ -34,11 +35,11 @@ AMARANTH_MESSAGES = 500
 
 def amaranth_cycles_per_s(capture: str | Path, gap: int = 3) -> dict[str, float]:
     """Amaranth's simulator running the whole top on ``capture``: cycles, wall seconds, cycles/s."""
-    from amaranth.sim import Simulator
-
-    from wiretick.hdl.sim import LiteMaster, frame_beats
     from wiretick.hdl.top import WiretickTop
     from wiretick.host.capture import read_frames
+
+    from .amaranth_tb import LiteMaster, frame_beats
+    from .hostmem import HostMemory, simulate_with_memory
 
     batch = read_frames(capture)
     words = [[b.word(8) for b in frame_beats(batch.frame(i), 8, bool(batch.bad[i]))] for i in range(len(batch))]
@@ -47,14 +48,8 @@ def amaranth_cycles_per_s(capture: str | Path, gap: int = 3) -> dict[str, float]
     base, log2 = 1 << 32, 12
     out: dict[str, float] = {}
 
-    async def memory(ctx):
-        bus = dut.m_axi
-        ctx.set(bus.awready, 1)
-        ctx.set(bus.wready, 1)
-        owed = 0
-        async for _, _, wv, last, bv, br in ctx.tick().sample(bus.wvalid, bus.wlast, bus.bvalid, bus.bready):
-            owed += int(wv and last) - int(bv and br)
-            ctx.set(bus.bvalid, owed > 0)
+    mem = HostMemory()
+    mem.add_ring(base, 1 << log2, base - 64)
 
     async def drive(ctx):
         await host.write_reg(ctx, "RING_BASE", base)
@@ -78,11 +73,11 @@ def amaranth_cycles_per_s(capture: str | Path, gap: int = 3) -> dict[str, float]
         out["wall_s"] = time.perf_counter() - t0
         out["cycles"] = cycles
 
-    sim = Simulator(dut)
-    sim.add_clock(6.4e-9)
-    sim.add_testbench(drive)
-    sim.add_testbench(memory, background=True)
-    sim.run()
+    simulate_with_memory(dut, dut.m_axi, mem, drive, 6.4e-9)
+    clean = mem.clean()
+    mem.close()
+    if not clean:
+        raise RuntimeError("Amaranth's simulation of the top wrote outside its ring and shadow word")
     out["cycles_per_s"] = out["cycles"] / out["wall_s"]
     return out
 

@@ -19,7 +19,8 @@ and allows the device those bytes only.
 :class:`AxiWriteChannels` is the AXI4 write slave (AW, W, B, no IDs) in front of
 it, one clock edge at a time and independent of any simulator; the cocotb
 testbench (``wiretick.sim.cocotb_tb.AxiWriteSlave``) and Amaranth's simulator
-(:func:`serve_axi_writes`) sample their bus and hand it each edge.  The fast
+(:func:`serve_axi_writes`, :func:`simulate_with_memory`) sample their bus and
+hand it each edge.  The fast
 engine does the same in C++ (sim/cpp/harness.cpp).
 """
 
@@ -34,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["GUARD_BYTES", "GUARD_FILL", "Region", "HostMemory", "BusError", "AxiWriteChannels",
-           "serve_axi_writes", "RESP_OKAY", "RESP_SLVERR"]
+           "serve_axi_writes", "simulate_with_memory", "RESP_OKAY", "RESP_SLVERR"]
 
 #: Bytes of guard zone before and after every DMA buffer.
 GUARD_BYTES = 4096
@@ -306,3 +307,22 @@ async def serve_axi_writes(ctx, bus, host: HostMemory) -> None:
         resp = slave.edge((addr, alen, size) if awv else None, (data, strb, last) if wv else None, bool(bv and br))
         ctx.set(bus.bvalid, resp is not None)
         ctx.set(bus.bresp, resp or 0)
+
+
+def simulate_with_memory(dut, bus, host: HostMemory, testbench, period: float) -> None:
+    """Run ``testbench`` on ``dut`` in Amaranth's simulator, ``bus``'s writes served from ``host``.
+
+    ``testbench``: an async function of the simulator context; the run ends when
+    it returns.  ``period``: the clock's period in seconds.  Whether every write
+    went where it may is ``host.clean()`` afterwards.
+    """
+    from amaranth.sim import Simulator
+
+    async def memory(ctx) -> None:
+        await serve_axi_writes(ctx, bus, host)
+
+    sim = Simulator(dut)
+    sim.add_clock(period)
+    sim.add_testbench(testbench)
+    sim.add_testbench(memory, background=True)
+    sim.run()

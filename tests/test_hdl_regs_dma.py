@@ -5,11 +5,11 @@ from __future__ import annotations
 import random
 
 from amaranth.hdl import Elaboratable, Module
-from amaranth.sim import Simulator
 
-from wiretick.hdl.sim import LiteMaster
+from wiretick.sim.amaranth_tb import LiteMaster
 from wiretick.hdl.dma import TickDMA
 from wiretick.hdl.regs import RegisterFile
+from wiretick.sim.hostmem import HostMemory, simulate_with_memory
 
 
 class _Pair(Elaboratable):
@@ -36,28 +36,9 @@ def test_program_run_and_read_status():
     regs, dma = top.regs, top.dma
     host = LiteMaster(regs.bus, random.Random(5), p=0.7)
     base, shadow, n = 0x8000_0000_0000, 0x7FFF_FFFF_F040, 20
-    mem: dict[int, bytes] = {}
+    mem = HostMemory()
+    mem.add_ring(base, 8, shadow)
     state = {"done": False}
-
-    async def memory(ctx):
-        # always ready; one response per completed burst, a cycle later
-        ctx.set(dma.bus.awready, 1)
-        ctx.set(dma.bus.wready, 1)
-        addrs, beats, due = [], [], 0
-        async for _, _, awv, addr, wv, data, last, bv in ctx.tick().sample(
-                dma.bus.awvalid, dma.bus.awaddr, dma.bus.wvalid, dma.bus.wdata, dma.bus.wlast, dma.bus.bvalid):
-            if bv:
-                due -= 1
-            if awv:
-                addrs.append(addr)
-            if wv:
-                beats.append(data)
-                if last:
-                    a = addrs.pop(0)
-                    mem[a] = b"".join(x.to_bytes(32, "little") for x in beats)
-                    beats = []
-                    due += 1
-            ctx.set(dma.bus.bvalid, due > 0)
 
     async def tb(ctx):
         await host.write_reg(ctx, "RING_BASE", base)
@@ -83,16 +64,14 @@ def test_program_run_and_read_status():
         assert await host.read_reg(ctx, "DMA_STATE") == 0
         state["done"] = True
 
-    sim = Simulator(top)
-    sim.add_clock(4e-9)
-    sim.add_testbench(tb)
-    sim.add_testbench(memory, background=True)
-    sim.run()
+    simulate_with_memory(top, dma.bus, mem, tb, 4e-9)
     assert state["done"]
+    assert mem.clean(), (mem.violations, [r.outside for r in mem.regions])   # the ring and the shadow word only
     # the last lap of the 8-slot ring, and the shadow head
-    assert int.from_bytes(mem[shadow][8 * ((shadow % 32) // 8):][:8], "little") == n
+    assert int.from_bytes(mem.read(shadow, 8), "little") == n
     for seq in range(n - 7, n + 1):
-        slot = mem[base + 64 * ((seq - 1) % 8)]
+        slot = mem.read(base + 64 * ((seq - 1) % 8), 64)
         assert int.from_bytes(slot[:8], "little") == seq
         assert int.from_bytes(slot[8:16], "little") == seq          # its ts_rx
         assert int.from_bytes(slot[60:62], "little") >> 12 == (seq - 1) // 8
+    mem.close()
