@@ -1,7 +1,7 @@
 """Generate the docs of the contract (``python -m wiretick.host.docgen``).
 
-Three documents describe :mod:`wiretick.host.contract`: ``docs/tick.md``,
-``docs/registers.md`` and ``docs/ring.md``.  Each is prose written by hand with
+Four documents describe :mod:`wiretick.host.contract`: ``docs/tick.md``,
+``docs/registers.md``, ``docs/ring.md`` and ``docs/hostlink.md``.  Each is prose written by hand with
 blocks generated from the contract (its tables, and the sentences that state a
 value) between a ``<!-- generated: NAME -->`` line and an ``<!-- end generated -->``
 line: the committed file is its own template, and only the blocks are rewritten,
@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from .contract import formats as F
+from .contract import linkproto as L
 from .contract import registers as R
 from .contract import ring as G
 
@@ -121,6 +122,37 @@ def _ring_registers() -> str:
     return "\n".join(rows)
 
 
+# ---------------------------------------------------------------- docs/hostlink.md
+
+def _link_addresses() -> str:
+    a = L.DEFAULT_ADDRESSES
+    word = L.DEFAULT_PORT.to_bytes(2, "big").decode()
+    return "\n".join([
+        "| | MAC | IPv4 | UDP port |", "|---|---|---|---|",
+        f"| device | `{a.device_mac}` (locally administered) | `{a.device_ip}` | "
+        f"{a.device_port} (`{L.DEFAULT_PORT:#06x}`, \"{word}\") |",
+        f"| host | `{a.host_mac}` (broadcast: no ARP needed) | `{a.host_ip}` | {a.host_port} |",
+    ])
+
+
+def _link_header() -> str:
+    magic = L.MAGIC.to_bytes(2, "little").decode()
+    return (f"Every UDP payload is a sequence of little-endian 64-bit words; word 0 is the header:\n"
+            f"`magic` \"{magic}\" (bits 0-15), `version` {L.VERSION} (16-23), `kind` (24-31: {L.KIND_DATA} DATA, "
+            f"{L.KIND_REQUEST} REQUEST), `seq`\n(32-63).")
+
+
+def _link_records() -> str:
+    return "\n".join([
+        "| record | words |", "|---|---|",
+        f"| `REC_WRITE` ({L.REC_WRITE}) | A, address, `nbeats` (1..{L.MAX_BEATS}) data words, every byte written |",
+        f"| `REC_WRITE_STROBED` ({L.REC_WRITE_STROBED}) | the same, then a strobe word (bits 8i..8i+7: the bytes of "
+        "beat i) |",
+        f"| `REC_READ` ({L.REC_READ}), `REC_WRITE_ACK` ({L.REC_WRITE_ACK}) | A (with the request's tag and the AXI "
+        "response), offset \\| value << 32 |",
+    ])
+
+
 # ---------------------------------------------------------------- the blocks
 
 #: Every generated doc: file name -> {block name: what renders it}.
@@ -130,6 +162,7 @@ DOCS = {
     "registers.md": {"register-map": _register_map, "counter-note": lambda: R.COUNTER_NOTE.rstrip("\n")},
     "ring.md": {"ring-constants": _ring_constants, "control-page": _ring_control_page,
                 "ring-registers": _ring_registers},
+    "hostlink.md": {"link-addresses": _link_addresses, "link-header": _link_header, "link-records": _link_records},
 }
 _BLOCK = re.compile(r"(<!-- generated: ([\w-]+) -->\n)(.*?)(<!-- end generated -->)", re.S)
 

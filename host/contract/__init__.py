@@ -3,8 +3,8 @@
 Each fact about the device is written once, here, and both sides derive from it:
 the gateware (:mod:`wiretick.hdl`) builds its parser, register file and DMA engine
 from these tables, the host (:mod:`wiretick.host`) reads the device through them,
-and ``docs/tick.md``, ``docs/ring.md`` and ``docs/registers.md`` are generated
-from them (``python -m wiretick.host.docgen``).
+and the tables of ``docs/tick.md``, ``docs/ring.md``, ``docs/registers.md`` and
+``docs/hostlink.md`` are generated from them (``python -m wiretick.host.docgen``).
 
 - :mod:`.formats`: ITCH 5.0 messages, MoldUDP64, the tick, the message-to-tick map,
   the tick's flag bits and event kind, the parser's counters;
