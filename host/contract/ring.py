@@ -69,7 +69,7 @@ STATE_NAMES = {STATE_NEW: "never started", STATE_RUNNING: "running", STATE_STOPP
 class ControlField:
     """One field of the control page: ``size`` bytes (little-endian) at byte ``offset``.
 
-    ``writer`` is who writes it: ``init`` (once, when the ring is laid out), ``head``
+    ``kind`` is its type as docs/ring.md names it (``u64``, ...); ``writer`` is who writes it: ``init`` (once, when the ring is laid out), ``head``
     (the ring writer: the DMA engine in hardware), or ``driver`` (the software that
     owns the ring: the replay, or the host driver of a device).
     """
