@@ -34,6 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
+from wiretick.host.contract.ring import SLOT_SIZE
+
 __all__ = ["GUARD_BYTES", "GUARD_FILL", "Region", "HostMemory", "BusError", "AxiWriteChannels",
            "serve_axi_writes", "simulate_with_memory", "RESP_OKAY", "RESP_SLVERR"]
 
@@ -90,7 +92,7 @@ class HostMemory:
         self.regions.append(region)
         return region
 
-    def add_ring(self, base: int, nslots: int, shadow: int, slot: int = 64) -> Region:
+    def add_ring(self, base: int, nslots: int, shadow: int) -> Region:
         """Anonymous memory for a ring of ``nslots`` slots at ``base`` and its 8-byte shadow head at ``shadow``.
 
         One buffer spans both, and the device may write only those bytes: any
@@ -98,9 +100,9 @@ class HostMemory:
         unmapped violation), as :meth:`write` does for a ring file.
         """
         lo = min(base, shadow)
-        hi = max(base + nslots * slot, shadow + 8)
+        hi = max(base + nslots * SLOT_SIZE, shadow + 8)
         region = self.add(lo, hi - lo)
-        region.allowed = [(base - lo, base - lo + nslots * slot), (shadow - lo, shadow - lo + 8)]
+        region.allowed = [(base - lo, base - lo + nslots * SLOT_SIZE), (shadow - lo, shadow - lo + 8)]
         return region
 
     def remove(self, bus: int) -> None:
