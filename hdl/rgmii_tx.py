@@ -94,8 +94,25 @@ class RGMIITransmitter(wiring.Component):
                                                w_domain="sync")
         m.d.comb += [q.w_data.eq(self.i_frame.payload), q.w_en.eq(self.i_frame.valid),
                      self.i_frame.ready.eq(q.w_rdy)]
-        beat = layout(q.r_data)
         m.submodules.crc = fcs = DomainRenamer(tx)(crc.Processor(CRC32_ETHERNET(8)))
+
+        # The FIFO's read address is its read pointer plus r_en, so r_en must come from
+        # registers alone: a beat is fetched into ``nxt`` whenever ``nxt`` is empty, and
+        # the state machine takes it from there (into ``cur``, the beat being sent).  A
+        # frame's beats are 8 bytes (8 cycles) apart, a fetch needs 2 cycles.  (With r_en
+        # decided by the state machine, the path FIFO data -> byte count -> r_en ->
+        # pointer adder -> RAM address held the transmit clock under 125 MHz on the
+        # Colorlight's speed 6.)
+        nxt = Signal(layout)
+        nxt_valid = Signal()
+        take = Signal()
+        m.d.comb += q.r_en.eq(~nxt_valid)
+        with m.If(take):
+            m.d[tx] += nxt_valid.eq(0)
+        with m.Elif(q.r_rdy & ~nxt_valid):
+            m.d[tx] += [nxt.eq(q.r_data), nxt_valid.eq(1)]
+        cur = Signal(layout)
+        have = Signal()                                          # cur holds the frame's next bytes
 
         state = Signal(_S)
         count = Signal(range(max(self.ifg, MIN_FRAME, 8) + 1))     # bytes of the current phase
@@ -108,11 +125,10 @@ class RGMIITransmitter(wiring.Component):
 
         with m.Switch(state):
             with m.Case(_S.IDLE):
-                with m.If(q.r_rdy):
-                    with m.If(beat.first):
-                        m.d[tx] += [state.eq(_S.PREAMBLE), count.eq(0)]
-                    with m.Else():
-                        m.d.comb += q.r_en.eq(1)     # not a frame's start: cannot be sent
+                with m.If(nxt_valid):
+                    m.d.comb += take.eq(1)              # a beat that does not start a frame cannot be sent
+                    with m.If(nxt.first):
+                        m.d[tx] += [state.eq(_S.PREAMBLE), count.eq(0), cur.eq(nxt), have.eq(1)]
             with m.Case(_S.PREAMBLE):
                 m.d.comb += [en.eq(1), byte.eq(Mux(count == 7, PREAMBLE[7], PREAMBLE[0]))]
                 m.d[tx] += count.eq(count + 1)
@@ -120,22 +136,30 @@ class RGMIITransmitter(wiring.Component):
                     m.d[tx] += [state.eq(_S.DATA), idx.eq(0), length.eq(0), starved.eq(0)]
             with m.Case(_S.DATA):
                 m.d.comb += en.eq(1)
-                with m.If(~q.r_rdy):
+                with m.If(~have):
                     m.d.comb += er.eq(1)
                     with m.If(~starved):
                         m.d[tx] += [starved.eq(1), self.underruns.eq(self.underruns + 1)]
+                    with m.If(nxt_valid):
+                        m.d.comb += take.eq(1)
+                        m.d[tx] += [cur.eq(nxt), have.eq(1)]
                 with m.Else():
-                    m.d.comb += [byte.eq(beat.data.word_select(idx, 8)), fcs.valid.eq(1),
+                    m.d.comb += [byte.eq(cur.data.word_select(idx, 8)), fcs.valid.eq(1),
                                  fcs.start.eq(length == 0)]
                     m.d[tx] += [idx.eq(idx + 1), length.eq(Mux(length == MIN_FRAME, MIN_FRAME, length + 1))]
-                    with m.If((idx + 1 >= beat.nbytes) | (idx == 7)):
-                        m.d.comb += q.r_en.eq(1)
+                    with m.If((idx + 1 >= cur.nbytes) | (idx == 7)):
                         m.d[tx] += idx.eq(0)
-                        with m.If(beat.last):
+                        with m.If(cur.last):
+                            m.d[tx] += have.eq(0)
                             with m.If(length + 1 < MIN_FRAME):
                                 m.d[tx] += state.eq(_S.PAD)
                             with m.Else():
                                 m.d[tx] += [state.eq(_S.FCS), count.eq(0)]
+                        with m.Elif(nxt_valid):
+                            m.d.comb += take.eq(1)
+                            m.d[tx] += cur.eq(nxt)
+                        with m.Else():
+                            m.d[tx] += have.eq(0)
             with m.Case(_S.PAD):
                 m.d.comb += [en.eq(1), byte.eq(0), fcs.valid.eq(1)]
                 m.d[tx] += length.eq(length + 1)
@@ -152,12 +176,19 @@ class RGMIITransmitter(wiring.Component):
                     m.d[tx] += state.eq(_S.IDLE)
         m.d.comb += fcs.data.eq(byte)
 
+        # The pins' values registered once in the fabric: the I/O tiles are far from the
+        # logic that chooses the byte.
+        byte_q = Signal(8)
+        en_q = Signal()
+        er_q = Signal()
+        m.d[tx] += [byte_q.eq(byte), en_q.eq(en), er_q.eq(er)]
+
         m.submodules.oddr_d = oddr_d = ODDRX1F(4, domain=tx)
         m.submodules.oddr_ctl = oddr_ctl = ODDRX1F(1, domain=tx)
         m.submodules.oddr_clk = oddr_clk = ODDRX1F(1, domain=tx)
         m.d.comb += [
-            oddr_d.d0.eq(byte[:4]), oddr_d.d1.eq(byte[4:]),
-            oddr_ctl.d0.eq(en), oddr_ctl.d1.eq(en ^ er),
+            oddr_d.d0.eq(byte_q[:4]), oddr_d.d1.eq(byte_q[4:]),
+            oddr_ctl.d0.eq(en_q), oddr_ctl.d1.eq(en_q ^ er_q),
             oddr_clk.d0.eq(Const(1)), oddr_clk.d1.eq(Const(0)),
             self.txd.eq(oddr_d.q), self.tx_ctl.eq(oddr_ctl.q), self.txc.eq(oddr_clk.q),
         ]
