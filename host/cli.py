@@ -56,6 +56,11 @@ def _add_filter_options(p: argparse.ArgumentParser) -> None:
                    help="no MoldUDP64 sequence processing (no duplicate drops, no gap events)")
 
 
+def _add_quiet_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress bar on the terminal (none is drawn when stderr is not a terminal either)")
+
+
 def _config(args: argparse.Namespace):
     from .decode import DecodeConfig
     return DecodeConfig(ip_dst=args.ip_dst, port=args.port, check_ip_checksum=not args.no_ip_checksum,
@@ -69,7 +74,10 @@ def cmd_decode(args: argparse.Namespace) -> int:
         from .tables import decode_to_parquet
         res = decode_to_parquet(args.capture, args.output, _config(args))
     else:
-        res = decode_file(args.capture, args.output, _config(args))
+        from .progress import progress
+        size = os.path.getsize(args.capture) if os.path.isfile(args.capture) else None   # else decode says why
+        with progress(size, "decode", args.quiet, unit="B", unit_scale=True) as bar:
+            res = decode_file(args.capture, args.output, _config(args), progress=bar)
     dt = time.perf_counter() - t0
     print(format_counters(res.counters), file=sys.stderr)
     print(f"wrote {res.counters['ticks']} ticks to {args.output} in {dt:.2f} s", file=sys.stderr)
@@ -121,8 +129,10 @@ def cmd_gen(args: argparse.Namespace) -> int:
                         max_messages_per_packet=args.max_per_packet, mtu=args.mtu)
     except ValueError as e:
         raise UsageError(str(e)) from None
+    from .progress import progress
     t0 = time.perf_counter()
-    stats = generate_to_file(args.output, cfg)
+    with progress(None, "gen", args.quiet, unit="B", unit_scale=True) as bar:
+        stats = generate_to_file(args.output, cfg, progress=bar)
     dt = time.perf_counter() - t0
     print(f"wrote {args.output}: {stats.messages} messages in {stats.packets} packets, {stats.frames} frames "
           f"({dt:.2f} s)", file=sys.stderr)
@@ -166,7 +176,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
 
     from .decode import format_counters
     res = run_sim(args.capture, args.output, _config(args), engine=args.engine, simulator=args.simulator,
-                  waves=args.waves, ring=args.ring, nslots=args.nslots, log=sys.stderr)
+                  waves=args.waves, ring=args.ring, nslots=args.nslots, log=sys.stderr, quiet=args.quiet)
     print(format_counters(res.counters), file=sys.stderr)
     rate = res.cycles / res.wall_s if res.wall_s else 0.0
     shown = f"{rate / 1e6:.2f} M" if rate >= 1e5 else f"{rate:,.0f}"      # Icarus runs hundreds a second
@@ -197,7 +207,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     ring = args.ring if args.ring is not None else Path(args.ring_path)
     replay(args.capture, ring, rate=args.rate, nslots=args.nslots, config=_config(args),
            capture_timing=args.capture_timing, speed=args.speed, overwrite=not args.no_overwrite,
-           force=args.force, log=sys.stderr)
+           force=args.force, log=sys.stderr, quiet=args.quiet)
     return 0
 
 
@@ -211,6 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("capture", help="pcap or pcapng file (Ethernet)")
     d.add_argument("-o", "--output", required=True, help="output .npy file of the tick dtype")
     _add_filter_options(d)
+    _add_quiet_option(d)
     d.set_defaults(func=cmd_decode)
 
     g = sub.add_parser("gen", help="generate a synthetic, realistic ITCH 5.0 feed capture",
@@ -225,6 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--all-types", action="store_true", help="include every one of the 23 ITCH message types")
     g.add_argument("--max-per-packet", type=int, default=32, help="most messages in one packet (default 32)")
     g.add_argument("--mtu", type=int, default=1500, help="IP MTU (default 1500)")
+    _add_quiet_option(g)
     g.set_defaults(func=cmd_gen)
 
     r = sub.add_parser("replay", help="replay a capture into a shared-memory tick ring for strategies to follow",
@@ -245,6 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--force", action="store_true",
                    help="replace an existing ring even while processes map it (they keep the old one)")
     _add_filter_options(r)
+    _add_quiet_option(r)
     r.set_defaults(func=cmd_replay)
 
     s = sub.add_parser("sim", help="simulate a capture through the device's RTL; same output as decode",
@@ -266,6 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--nslots", type=int, default=1 << 16, help="ring slots, a power of two (default 2^16)")
     _add_filter_options(s)
     _add_shard_options(s)
+    _add_quiet_option(s)
     s.set_defaults(func=cmd_sim_or_shards)
 
     b = sub.add_parser("bench", help="run benchmark suites and write named figures as JSON",

@@ -628,15 +628,17 @@ class NpyTickWriter:
 
 def decode_file(path: str | os.PathLike, out: str | os.PathLike | None = None,
                 config: DecodeConfig | None = None, *, batch_frames: int = 1 << 16,
-                initial: SequenceState | None = None) -> DecodeResult:
+                initial: SequenceState | None = None, progress=None) -> DecodeResult:
     """Decode a capture file, streaming it batch by batch.
 
     With ``out``, ticks are written to that .npy as they are decoded and the
     result's ``ticks`` is empty (the file may not fit in memory); without it,
     every tick is returned in memory.  ``initial``: join the feed in that state
-    (:class:`SequenceState`) instead of fresh.
+    (:class:`SequenceState`) instead of fresh.  ``progress``: a bar of the file's
+    bytes (:func:`wiretick.host.progress.progress`), advanced batch by batch.
     """
     from .capture import open_capture
+    from .progress import through_batch
 
     dec = Decoder(config, initial=initial)
     with open_capture(path, batch_frames=batch_frames) as cap:
@@ -649,6 +651,7 @@ def decode_file(path: str | os.PathLike, out: str | os.PathLike | None = None,
             n = 0
             for batch in cap:
                 n += dec.decode_into(batch, buf[n:])
+                through_batch(progress, batch)
             return DecodeResult(buf[:n].view(TICK_DTYPE).reshape(n), dec.counters)
         scratch = np.empty((0, F.TICK_SIZE), np.uint8)
         with NpyTickWriter(out) as w:
@@ -657,4 +660,5 @@ def decode_file(path: str | os.PathLike, out: str | os.PathLike | None = None,
                     scratch = np.empty((max_ticks(batch), F.TICK_SIZE), np.uint8)
                 k = dec.decode_into(batch, scratch)
                 w.write(scratch[:k].view(TICK_DTYPE).reshape(k))
+                through_batch(progress, batch)
     return DecodeResult(np.zeros(0, TICK_DTYPE), dec.counters)

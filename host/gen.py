@@ -298,13 +298,15 @@ def generate(config: GenConfig) -> FrameBatch:
 _FILE_CHUNK = 64 << 20
 
 
-def generate_to_file(path: str | os.PathLike, config: GenConfig) -> GenStats:
+def generate_to_file(path: str | os.PathLike, config: GenConfig, *, progress=None) -> GenStats:
     """Generate the feed and write it as a classic nanosecond pcap.
 
     The bytes are those :func:`wiretick.host.capture.write_pcap` writes for
     :func:`generate`'s batch (tested), written in pieces as they are laid out, so
     the capture is never held whole in memory.  Like ``write_pcap``, the file
-    appears under its name only once complete.
+    appears under its name only once complete.  ``progress``: a
+    :func:`wiretick.host.progress.progress` bar, reset to the capture's size once
+    the feed is planned and advanced by the bytes written.
 
     Returns
     -------
@@ -314,6 +316,8 @@ def generate_to_file(path: str | os.PathLike, config: GenConfig) -> GenStats:
     plan = _plan(config)
     nf = plan.stats.frames
     ends = plan.f_off + plan.f_len   # file offset just past each frame
+    if progress is not None:
+        progress.reset(total=int(ends[-1]) if nf else len(_PCAP_HEADER))
     with atomic_output(path) as fh:
         fh.write(_PCAP_HEADER)
         # One buffer, reused: a fresh one per piece would be page-faulted in anew.
@@ -328,4 +332,6 @@ def generate_to_file(path: str | os.PathLike, config: GenConfig) -> GenStats:
             plan.render(buf, a, b, base)
             buf[:size].tofile(fh)
             a, base = b, int(ends[b - 1])
+            if progress is not None:
+                progress.update(base - progress.n)
     return plan.stats

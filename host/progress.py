@@ -18,7 +18,7 @@ from typing import TextIO
 
 from tqdm import tqdm
 
-__all__ = ["shows", "progress", "activity"]
+__all__ = ["shows", "progress", "activity", "through_batch"]
 
 #: Seconds between redraws: often enough to look alive, rarely enough to cost nothing.
 MIN_INTERVAL = 0.25
@@ -74,3 +74,14 @@ def activity(desc: str, quiet: bool = False, *, stream: TextIO | None = None) ->
     stream = sys.stderr if stream is None else stream
     return tqdm(total=None, desc=desc, file=stream, bar_format="{desc} {elapsed}", disable=not shows(stream, quiet),
                 leave=False, mininterval=MIN_INTERVAL)
+
+
+def through_batch(bar, batch) -> None:
+    """Advance ``bar`` (counting a capture's bytes) to just past ``batch``'s last frame.
+
+    A batch's offsets are file offsets (:class:`wiretick.host.capture.FrameBatch`),
+    so the bar's total is the file's size; record headers and padding count as
+    read once the frame after them is.
+    """
+    if bar is not None and len(batch.offset):
+        bar.update(int(batch.offset[-1]) + int(batch.length[-1]) - bar.n)

@@ -84,15 +84,17 @@ class Pacing:
 def replay_capture(capture: str | os.PathLike, writer: RingWriter, *, config: DecodeConfig | None = None,
                    pacing: Pacing | None = None, should_stop: Callable[[], bool] | None = None,
                    on_batch: Callable[[Decoder, RingWriter], None] | None = None,
-                   batch_frames: int = 1 << 16, decoder: Decoder | None = None) -> Decoder:
+                   batch_frames: int = 1 << 16, decoder: Decoder | None = None, progress=None) -> Decoder:
     """Decode ``capture`` and write its ticks into ``writer``'s ring; returns the decoder (its counters).
 
     Ticks are numbered by the ring (a ring that already holds ticks is
     continued), so a fresh ring holds exactly what ``decode_file`` returns.
     Pass ``decoder`` to keep hold of it (and its counters) if the replay stops
-    early.
+    early.  ``progress``: a bar of the capture's bytes
+    (:func:`wiretick.host.progress.progress`), advanced as each batch is written.
     """
     from .capture import open_capture
+    from .progress import through_batch
 
     pacing = pacing or Pacing()
     dec = decoder if decoder is not None else Decoder(config)
@@ -113,6 +115,7 @@ def replay_capture(capture: str | os.PathLike, writer: RingWriter, *, config: De
                         writer.write(ticks, renumber=True)
                     if on_batch is not None:
                         on_batch(dec, writer)
+            through_batch(progress, batch)
     writer.publish()
     return dec
 
@@ -120,7 +123,7 @@ def replay_capture(capture: str | os.PathLike, writer: RingWriter, *, config: De
 def cmd_replay(capture: str | os.PathLike, ring_name: str | os.PathLike, rate: float | None = None,
                nslots: int = 1 << 20, config: DecodeConfig | None = None, *, capture_timing: bool = False,
                speed: float = 1.0, interval: int | None = None, overwrite: bool = True, force: bool = False,
-               log: TextIO | None = sys.stderr) -> dict[str, int]:
+               log: TextIO | None = sys.stderr, quiet: bool = False) -> dict[str, int]:
     """``wiretick replay``: decode ``capture`` into the ring ``ring_name``.
 
     ``ring_name`` is a name (``/dev/shm/<name>``, a ``str``) or a path (a
@@ -134,11 +137,13 @@ def cmd_replay(capture: str | os.PathLike, ring_name: str | os.PathLike, rate: f
     ``rate`` messages (ticks) per second, or at the capture's timestamps sped
     up by ``speed`` with ``capture_timing``; otherwise at full speed.
     ``interval``: shadow-head interval (default: the writer's chunk, see
-    :class:`~wiretick.host.ring.RingWriter`).
+    :class:`~wiretick.host.ring.RingWriter`).  The capture's bytes replayed show
+    as a bar on ``log`` when it is a terminal, unless ``quiet``.
 
     Returns the decoder's counters.
     """
     from .capture import open_capture
+    from .progress import progress
 
     pacing = Pacing(rate, capture_timing, speed)
     check_nslots(nslots)
@@ -149,7 +154,9 @@ def cmd_replay(capture: str | os.PathLike, ring_name: str | os.PathLike, rate: f
     writer = RingWriter.create(ring_name, nslots, overwrite=overwrite, force=force, interval=interval)
     made = os.stat(writer.path)
     try:
-        dec = replay_capture(capture, writer, config=config, pacing=pacing)
+        with progress(os.path.getsize(capture), "replay", quiet or log is None, unit="B", unit_scale=True,
+                      stream=log) as bar:
+            dec = replay_capture(capture, writer, config=config, pacing=pacing, progress=bar)
         written = writer.next_seq - 1
         writer.close()
     except BaseException as e:

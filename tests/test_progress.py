@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import fcntl
 import io
 import os
 import pty
+import struct
+import subprocess
+import sys
+import termios
 
+from wiretick.host.gen import GenConfig, generate_to_file
 from wiretick.host.progress import activity, progress, shows
 
 
@@ -75,3 +81,41 @@ def test_an_indeterminate_task_shows_what_runs_and_its_elapsed_time():
         stream.close()
         os.close(master)
     assert "nextpnr-ecp5 core 00:00" in text
+
+
+def _cli_on_a_terminal(args: list[str], cwd) -> tuple[int, str]:
+    """Run ``wiretick args`` with stderr on a pseudo-terminal; its exit status and what the terminal showed."""
+    master, slave = pty.openpty()
+    # A terminal has a size (a new pseudo-terminal has 0 columns, and tqdm fits its bar into none).
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    proc = subprocess.Popen([sys.executable, "-m", "wiretick.host.cli", *args], cwd=cwd, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=slave)
+    os.close(slave)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:           # EIO: the command exited and closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(master)
+    return proc.wait(), out.decode(errors="replace")
+
+
+def test_gen_shows_its_bar_on_a_terminal_and_not_with_quiet(tmp_path):
+    args = ["gen", "-o", "feed.pcap", "--messages", "200000", "--symbols", "20"]
+    code, shown = _cli_on_a_terminal(args, tmp_path)
+    assert code == 0 and "gen:" in shown and "B/s" in shown, shown
+    code, shown = _cli_on_a_terminal(args + ["--quiet"], tmp_path)
+    assert code == 0 and "gen:" not in shown and shown.startswith("wrote feed.pcap"), shown
+
+
+def test_decode_off_a_terminal_prints_its_summary_only(tmp_path):
+    generate_to_file(tmp_path / "feed.pcap", GenConfig(messages=5000, symbols=5, seed=2))
+    res = subprocess.run([sys.executable, "-m", "wiretick.host.cli", "decode", "feed.pcap", "-o", "t.npy"],
+                         cwd=tmp_path, capture_output=True, text=True)
+    assert res.returncode == 0
+    assert "\r" not in res.stderr and "decode:" not in res.stderr
+    assert res.stderr.splitlines()[-1].startswith("wrote ")
