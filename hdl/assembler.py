@@ -115,12 +115,12 @@ class MessageAssembler(wiring.Component):
             return r
 
         def lanes_below(s, name):
-            """Mask of the byte lanes below ``s`` (0..W-1)."""
-            mask = Signal(8 * W, name=name)
+            """Mask of the byte lanes below ``s`` (0..W-1), a bit a lane."""
+            mask = Signal(W, name=name)
             with m.Switch(s):
                 for k in range(W):
                     with m.Case(k):
-                        m.d.comb += mask.eq((1 << 8 * k) - 1)
+                        m.d.comb += mask.eq((1 << k) - 1)
             return mask
 
         buf = [Signal(8 * n, name=f"buf{k}") for k, n in enumerate(sizes)]
@@ -131,45 +131,53 @@ class MessageAssembler(wiring.Component):
         # Where the continuing message's bytes fall, decoded a beat ahead: the
         # assembler follows ``msg.off`` itself (a body that begins in a beat continues
         # at offset W - rot in the next one, then W more every beat), as a one-hot of
-        # the word it is in, a thermometer of the words below it, and the lane mask
-        # below it.  Reading and writing then select with registers only.
+        # the word it is in (``weq``), a thermometer of the words below it (``wgt``)
+        # and the lanes below it (``below``).  From their next values it registers a
+        # byte mask for each use: ``wr_cont`` (the continuing message's bytes of the
+        # next beat: lanes from off mod W up in the offset's word, the lanes below it
+        # in the word after) and ``rd_buf`` (bytes read from the buffer rather than the
+        # beat: words below the offset's, and its lanes below off mod W).  A buffer
+        # byte is then written under one enable and read through one 2:1 multiplexer,
+        # both driven by a register of its own.
         weq = Signal(NW + 1)      # bit k: off // W == k
         wgt = Signal(NW)          # bit k: off // W > k
-        below = Signal(8 * W)     # lanes below off mod W
+        below = Signal(W)         # lanes below off mod W
         rot_n = blk.nxt.rot
+        weq_n, wgt_n, below_n = Signal.like(weq), Signal.like(wgt), Signal.like(below)
+        m.d.comb += [
+            weq_n.eq(Mux(use_nxt, Mux(rot_n == 0, 0b10, 0b01), weq << 1)),
+            wgt_n.eq(Mux(use_nxt, Mux(rot_n == 0, 0b1, 0), (wgt << 1) | 1)),
+            below_n.eq(Mux(use_nxt, lanes_below((-rot_n)[:lane_bits], "below_nxt"), below)),
+        ]
+        wr_cont = [Signal(n, name=f"wr_cont{k}") for k, n in enumerate(sizes)]
+        rd_buf = [Signal(n, name=f"rd_buf{k}") for k, n in enumerate(sizes)]
         with m.If(valid):
-            with m.If(use_nxt):
-                m.d.sync += [
-                    weq.eq(Mux(rot_n == 0, 0b10, 0b01)), wgt.eq(Mux(rot_n == 0, 0b1, 0)),
-                    below.eq(lanes_below((-rot_n)[:lane_bits], "below_n")),
-                ]
-            with m.Else():
-                m.d.sync += [weq.eq(weq << 1), wgt.eq((wgt << 1) | 1)]
+            m.d.sync += [weq.eq(weq_n), wgt.eq(wgt_n), below.eq(below_n)]
+            for k, n in enumerate(sizes):
+                for j in range(n):
+                    m.d.sync += [
+                        wr_cont[k][j].eq(Mux(below_n[j], weq_n[k - 1] if k else 0, weq_n[k])),
+                        rd_buf[k][j].eq(wgt_n[k] | (weq_n[k] & below_n[j])),
+                    ]
 
         # Each beat writes the bytes of one message: the one beginning here if any,
         # else the one continuing.  A beginning body's W bytes go to message offsets
-        # -rot .. W-1-rot: word 0 from lane 0 up when rot is 0, else word 0's lanes
-        # below W - rot.
+        # -rot .. W-1-rot: word 0's lanes below W - rot.
         w_data = rotated(Mux(use_nxt, rot_n, blk.msg.rot), "w_data")
-        nxt_below = lanes_below((-rot_n)[:lane_bits], "nxt_below")
-        w_below = Mux(use_nxt, nxt_below, below)
-        with m.If(valid & (use_nxt | blk.msg.valid)):
-            for k, b in enumerate(buf):
-                n = len(b)
-                hi = Mux(use_nxt, (rot_n == 0) if k == 0 else 0, weq[k])
-                lo = Mux(use_nxt, (rot_n != 0) if k == 0 else 0, weq[k - 1] if k else 0)
-                with m.If(hi):                               # lanes off mod W and up
-                    m.d.sync += b.eq((w_data[:n] & ~w_below[:n]) | (b & w_below[:n]))
-                with m.Elif(lo):                             # the lanes below it, one word on
-                    m.d.sync += b.eq((w_data[:n] & w_below[:n]) | (b & ~w_below[:n]))
+        for k, b in enumerate(buf):
+            for j in range(sizes[k]):
+                en = Signal(name=f"wr_en{k}_{j}")
+                first = (rot_n <= W - 1 - j) if k == 0 else 0
+                m.d.comb += en.eq(valid & Mux(use_nxt, first, blk.msg.valid & wr_cont[k][j]))
+                with m.If(en):
+                    m.d.sync += b[8 * j:8 * j + 8].eq(w_data[8 * j:8 * j + 8])
 
         # A message ending in this beat: bytes below ``off`` from the buffer, the rest
         # from the beat.
         r_data = rotated(blk.msg.rot, "r_data")
         words = []
         for k, b in enumerate(buf):
-            n = len(b)
-            words.append(Mux(wgt[k], b, Mux(weq[k], (b & below[:n]) | (r_data[:n] & ~below[:n]), r_data[:n])))
+            words += [Mux(rd_buf[k][j], b[8 * j:8 * j + 8], r_data[8 * j:8 * j + 8]) for j in range(sizes[k])]
         msg = self.o_msg.payload
         m.d.sync += [
             msg.bytes.as_value().eq(Cat(*words)),
