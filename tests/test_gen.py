@@ -185,6 +185,17 @@ def data_messages(packets: list[Packet]) -> dict[int, bytes]:
     return out
 
 
+def checked_day(packets: list[Packet], cfg: GenConfig) -> tuple[list, Counter]:
+    """The day's messages 1..cfg.messages decoded by itchfeed, checked as a day and as books;
+    returns them and the messages seen per type."""
+    by_seq = data_messages(packets)
+    blocks = [by_seq[s] for s in range(1, cfg.messages + 1)]
+    assert_text_is_ascii(blocks)
+    msgs = decode_all(blocks)
+    check_day(msgs, cfg.symbols)
+    return msgs, check_book(msgs)
+
+
 # --------------------------------------------------------------------------- fixtures
 
 BASE = GenConfig(messages=20_000, symbols=40, seed=3, heartbeat_interval_ns=20_000_000)
@@ -248,12 +259,7 @@ def test_sequence_numbers_heartbeats_and_end_of_session(base):
 
 def test_itch_messages_decode_and_the_book_is_consistent(base):
     batch, stats, packets = base
-    by_seq = data_messages(packets)
-    blocks = [by_seq[s] for s in range(1, BASE.messages + 1)]
-    assert_text_is_ascii(blocks)
-    msgs = decode_all(blocks)
-    check_day(msgs, BASE.symbols)
-    seen = check_book(msgs)
+    msgs, seen = checked_day(packets, BASE)
     assert dict(seen) == stats.per_type
     assert set(seen) == set("SRHAFECXDUPQ"), "no rarer types unless all_types"
     body = BASE.messages - min_messages(BASE.symbols)
@@ -271,13 +277,7 @@ def test_itch_messages_decode_and_the_book_is_consistent(base):
 def test_all_types():
     cfg = GenConfig(messages=2_000, symbols=8, seed=5, all_types=True)
     batch, stats = generate_with_stats(cfg)
-    packets = parse_batch(batch)
-    by_seq = data_messages(packets)
-    blocks = [by_seq[s] for s in range(1, cfg.messages + 1)]
-    assert_text_is_ascii(blocks)
-    msgs = decode_all(blocks)
-    check_day(msgs, cfg.symbols)
-    seen = check_book(msgs)
+    msgs, seen = checked_day(parse_batch(batch), cfg)
     assert set(seen) == set(ALL_TYPES) == set(stats.per_type)
     for m in msgs:
         t = m.message_type
