@@ -493,9 +493,10 @@ def parser_model(*, trace: TraceFormat = "vcd", jobs: int | None = None, log: IO
 
     Ports (Verilog names): ``i_mac__valid``, ``i_mac__payload`` (71 bits,
     :func:`~wiretick.hdl.common.mac_beat_layout`), ``o_tick__valid``,
-    ``o_tick__ready``, ``o_tick__payload`` (512 bits, the tick), ``timestamp``,
-    ``ip_dst``, ``port``, ``check_ip_checksum``, ``sequence_check`` (both start
-    at 1, their Amaranth ``init``), ``counters``, ``lost``, ``clk``, ``rst``.
+    ``o_tick__payload`` (512 bits, the tick; ``o_tick__ready`` too with a
+    ``fifo_depth``, else every tick is taken), ``timestamp``, ``ip_dst``,
+    ``port``, ``check_ip_checksum``, ``sequence_check`` (both start at 1, their
+    Amaranth ``init``), ``preload``, ``counters``, ``lost``, ``clk``, ``rst``.
     """
     from wiretick.hdl.parser import ItchParser
 
@@ -533,7 +534,7 @@ def poke_beat(model: Model, beat: Beat | None, port: str = "i_mac") -> None:
 def peek_tick(model: Model, port: str = "o_tick") -> np.void | None:
     """The tick on stream ``port`` if its ``valid`` is high (one record of the host tick dtype), else None.
 
-    It is taken at the next edge if ``ready`` is high.
+    It is taken at the next edge (if the stream has a ``ready``, when it is high).
     """
     import numpy as np
 

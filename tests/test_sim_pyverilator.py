@@ -38,12 +38,13 @@ def top() -> Model:
 
 
 def run_frames(model: Model, frames: list[bytes], ts: list[int], *, drain: int = 12):
-    """Feed ``frames`` back to back, one beat a cycle, ``o_tick.ready`` high.
+    """Feed ``frames`` back to back, one beat a cycle, ``o_tick.ready`` high (if the parser has a queue).
 
     Returns the ticks and the edge that took each, and the edge that accepted
     each beat (``beat_edges[f][b]``).
     """
-    model.poke("o_tick__ready", 1)
+    if "o_tick__ready" in model.ports:          # only with a fifo_depth: o_tick is otherwise always-ready
+        model.poke("o_tick__ready", 1)
     ticks, tick_edges, beat_edges = [], [], []
 
     def sample() -> None:
