@@ -326,20 +326,23 @@ class TickDMA(wiring.Component):
         # ---------------------------------------------------------- input: queue or drop
         w_entry = Signal(entry_layout)
         p = self.i_ticks.payload.as_value()
+        offered = Signal()                      # a tick arrives while running
+        # The write strobe and the entry's tick flag are single expressions, not
+        # branches: a Verilog simulator then computes them from time 0 (Icarus runs a
+        # combinational ``always`` block only once one of its inputs changes, and
+        # these inputs are all registers that a reset leaves as they started).
         m.d.comb += [
+            offered.eq(running & self.i_ticks.valid),
             w_entry.body.eq(Cat(p[_SEQ_BITS:_LAP_LO], p[_LAP_HI:])),
             w_entry.drops.eq(pending),
             w_entry.has_drops.eq(pending_nz),
+            w_entry.has_tick.eq(offered),
+            q_wen.eq(w_rdy & (offered | (active & pending_nz))),   # a tick, or a drop-only entry
             q_wr.data.eq(w_entry),
         ]
-        with m.If(running & self.i_ticks.valid):
-            with m.If(w_rdy):
-                m.d.comb += [q_wen.eq(1), w_entry.has_tick.eq(1)]
-                m.d.sync += [pending.eq(0), pending_nz.eq(0)]
-            with m.Else():
-                m.d.sync += [pending.eq(pending + 1), pending_nz.eq(1), dropped.eq(dropped + 1)]
-        with m.Elif(active & pending_nz & w_rdy):
-            m.d.comb += q_wen.eq(1)             # a drop-only entry
+        with m.If(offered & ~w_rdy):
+            m.d.sync += [pending.eq(pending + 1), pending_nz.eq(1), dropped.eq(dropped + 1)]
+        with m.Elif(q_wen):
             m.d.sync += [pending.eq(0), pending_nz.eq(0)]
 
         # ---------------------------------------------------------- the write in progress
