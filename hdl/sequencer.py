@@ -199,18 +199,17 @@ class Sequencer(wiring.Component):
         seq = Signal(64, init=1)
         released = Signal()
         first_seq = Signal(64)
+        last_seq = Signal(64)               # seq - 1: the last tick's
         abort_pend = Signal()
-        abort_first = Signal(64)
-        abort_last = Signal(64)
-        abort_ts = Signal(64)
+        ts_prev = Signal(64)                # ts a cycle ago: the aborted frame's, when the next one began
 
         tick = Signal(TickLayout)
         frame_tick = gap | emit_msg
         with m.If(abort_pend):
             m.d.comb += [
-                tick.ts_rx.eq(abort_ts),
-                tick.order_ref.eq(abort_first),
-                tick.ref2.eq(abort_last),
+                tick.ts_rx.eq(ts_prev),
+                tick.order_ref.eq(first_seq),
+                tick.ref2.eq(last_seq),
                 tick.flags.eq(Flag.EVENT_ABORT),
                 tick.msg_type.eq(Event.TYPE),
             ]
@@ -266,7 +265,8 @@ class Sequencer(wiring.Component):
         # Frame bookkeeping.
         with m.If(r_first):
             m.d.sync += released.eq(0)
-        with m.If(frame_tick & ~released):
+        released_now = released & ~r_first   # (a one-beat frame: the register is the last frame's)
+        with m.If(frame_tick & ~released_now):
             m.d.sync += [released.eq(1), first_seq.eq(seq)]
         with m.If(abort_pend):
             m.d.sync += abort_pend.eq(0)
@@ -286,21 +286,21 @@ class Sequencer(wiring.Component):
                     exp_start.eq(Mux(r_new | r_ahead, s_pkt, expected)),
                 ]
 
-        released_now = released & ~r_first   # (a one-beat frame: the register is the last frame's)
+        # A bad frame that released ticks is aborted the cycle after its last beat, from
+        # registers: that cycle's ``first_seq`` is the frame's first tick, ``last_seq``
+        # its last (the frame's ticks were the last ones), ``ts_prev`` its time (the
+        # next frame may have begun on that beat), and ``sv_*`` the sequence state from
+        # before the frame (saved at its start, even on the abort's own beat).  The
+        # decision drives one register, not the state's 200 enables; the next frame's
+        # header is several beats long, so nothing reads the state in between.
         abort = r_error & (released_now | frame_tick)
         with m.If(abort):
-            m.d.sync += [
-                abort_pend.eq(1),
-                abort_first.eq(Mux(released_now, first_seq, seq)),
-                abort_last.eq(Mux(frame_tick, seq, seq - 1)),
-                abort_ts.eq(ts),
-                # Back to the state from before the frame (the registers themselves
-                # when the frame's start is on this very beat).
-                has.eq(Mux(r_start, has, sv_has)),
-                session.eq(Mux(r_start, session, sv_session)),
-                exp_start.eq(Mux(r_start, expected, sv_expected)),
-                inpkt.eq(0),
-            ]
+            m.d.sync += abort_pend.eq(1)
+        m.d.sync += ts_prev.eq(ts)
+        with m.If(emit):
+            m.d.sync += last_seq.eq(seq)
+        with m.If(abort_pend):
+            m.d.sync += [has.eq(sv_has), session.eq(sv_session), exp_start.eq(sv_expected), inpkt.eq(0)]
 
         # Late join: the loaded state replaces whatever the registers hold (the top
         # asserts ``en`` only while no frame is in flight, so nothing else is changing).
@@ -308,7 +308,7 @@ class Sequencer(wiring.Component):
         with m.If(pre.en):
             m.d.sync += [
                 has.eq(pre.has), session.eq(pre.session), exp_start.eq(pre.expected), inpkt.eq(0),
-                seq.eq(pre.seq), abort_pend.eq(0), released.eq(0),
+                seq.eq(pre.seq), last_seq.eq(pre.seq - 1), abort_pend.eq(0), released.eq(0),
             ]
 
         cnt = self.o_count
