@@ -18,7 +18,8 @@ from wiretick.host.contract.formats import MESSAGE_BY_CODE, TICK_MAP
 from .common import MAX_MSG_LEN
 from .splitter import split_beat_layout
 
-__all__ = ["MessageAssembler", "message_layout", "KIND_CODES", "kind_bits"]
+__all__ = ["MessageAssembler", "message_layout", "KIND_CODES", "kind_bits", "tick_byte_sources", "SOURCE_GROUPS",
+           "sel_bits"]
 
 #: The message types a tick is built for, in the order of ``message_layout().kind``.
 KIND_CODES = tuple(TICK_MAP)
@@ -28,6 +29,38 @@ def kind_bits(type_byte: int) -> int:
     """``message_layout().kind`` for a type byte: one bit per :data:`KIND_CODES` entry, 0 if unknown."""
     code = chr(type_byte)
     return 1 << KIND_CODES.index(code) if code in KIND_CODES else 0
+
+
+def tick_byte_sources(code: str) -> dict[int, int]:
+    """``{tick byte: message byte}`` of the copies of ``TICK_MAP[code]``."""
+    out = {}
+    for c in TICK_MAP[code]:
+        for k in range(c.size):
+            out[c.dst + k] = c.src + (c.size - 1 - k if c.kind == "be" else k)
+    return out
+
+
+def _source_groups() -> tuple[frozenset[str], ...]:
+    groups = set()
+    sources = {code: tick_byte_sources(code) for code in TICK_MAP}
+    for dst in {d for src in sources.values() for d in src}:
+        by_src: dict[int, set[str]] = {}
+        for code, src in sources.items():
+            if dst in src:
+                by_src.setdefault(src[dst], set()).add(code)
+        groups.update(frozenset(codes) for codes in by_src.values())
+    return tuple(sorted(groups, key=lambda g: (len(g), sorted(g))))
+
+
+#: Every set of message types that copies one message byte into one tick byte, in the
+#: order of ``message_layout().sel``: the tick builder's selects.
+SOURCE_GROUPS = _source_groups()
+
+
+def sel_bits(type_byte: int) -> int:
+    """``message_layout().sel`` for a type byte: bit ``g`` set when the type is in ``SOURCE_GROUPS[g]``."""
+    code = chr(type_byte)
+    return sum(1 << g for g, codes in enumerate(SOURCE_GROUPS) if code in codes)
 
 
 def message_layout() -> data.StructLayout:
@@ -44,12 +77,17 @@ def message_layout() -> data.StructLayout:
     kind : len(KIND_CODES)
         The type one-hot (:func:`kind_bits`), decoded a cycle ahead so that the tick
         builder only selects.
+    sel : len(SOURCE_GROUPS)
+        The builder's selects (:func:`sel_bits`): whether the type is one of a group of
+        types that copy the same message byte into a tick byte, decoded a cycle
+        ahead so that each tick byte is one AND-OR of message bytes.
     """
     return data.StructLayout({
         "bytes": data.ArrayLayout(unsigned(8), MAX_MSG_LEN),
         "type": unsigned(8),
         "index": unsigned(16),
         "kind": unsigned(len(KIND_CODES)),
+        "sel": unsigned(len(SOURCE_GROUPS)),
     })
 
 
@@ -167,7 +205,8 @@ class MessageAssembler(wiring.Component):
         for k, b in enumerate(buf):
             for j in range(sizes[k]):
                 en = Signal(name=f"wr_en{k}_{j}")
-                first = (rot_n <= W - 1 - j) if k == 0 else 0
+                # (lane 0 is always written: no comparison with a constant result)
+                first = (1 if j == 0 else rot_n <= W - 1 - j) if k == 0 else 0
                 m.d.comb += en.eq(valid & Mux(use_nxt, first, blk.msg.valid & wr_cont[k][j]))
                 with m.If(en):
                     m.d.sync += b[8 * j:8 * j + 8].eq(w_data[8 * j:8 * j + 8])
@@ -179,11 +218,13 @@ class MessageAssembler(wiring.Component):
         for k, b in enumerate(buf):
             words += [Mux(rd_buf[k][j], b[8 * j:8 * j + 8], r_data[8 * j:8 * j + 8]) for j in range(sizes[k])]
         msg = self.o_msg.payload
+        is_type = {code: blk.msg.type == MESSAGE_BY_CODE[code].type_byte for code in KIND_CODES}
         m.d.sync += [
             msg.bytes.as_value().eq(Cat(*words)),
             self.o_msg.valid.eq(self.i_blk.valid & blk.msg.valid & blk.msg.done),
             msg.type.eq(blk.msg.type),
             msg.index.eq(blk.msg.index),
-            msg.kind.eq(Cat(*[blk.msg.type == MESSAGE_BY_CODE[code].type_byte for code in KIND_CODES])),
+            msg.kind.eq(Cat(*is_type.values())),
+            msg.sel.eq(Cat(*[Cat(*[is_type[c] for c in sorted(codes)]).any() for codes in SOURCE_GROUPS])),
         ]
         return m

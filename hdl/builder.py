@@ -16,11 +16,11 @@ from amaranth.lib.wiring import In, Out
 from wiretick.host.contract.formats import (PRINTABLE_RULES, QTY_SATURATED, SATURATE_RULES, TICK_FIELD_BY_NAME,
                                    TICK_MAP, TICK_SIZE, Flag)
 
-from .assembler import KIND_CODES, message_layout
+from .assembler import KIND_CODES, SOURCE_GROUPS, message_layout, tick_byte_sources
 from .common import be
 from .tick import TickLayout
 
-__all__ = ["TickBuilder", "built_layout", "tick_byte_sources"]
+__all__ = ["TickBuilder", "built_layout"]
 
 
 def built_layout() -> data.StructLayout:
@@ -34,15 +34,6 @@ def built_layout() -> data.StructLayout:
         Block number within the packet (for ``feed_seq``).
     """
     return data.StructLayout({"tick": TickLayout, "index": unsigned(16)})
-
-
-def tick_byte_sources(code: str) -> dict[int, int]:
-    """``{tick byte: message byte}`` of the copies of ``TICK_MAP[code]``."""
-    out = {}
-    for c in TICK_MAP[code]:
-        for k in range(c.size):
-            out[c.dst + k] = c.src + (c.size - 1 - k if c.kind == "be" else k)
-    return out
 
 
 def _or(terms, width):
@@ -85,8 +76,8 @@ class TickBuilder(wiring.Component):
                          | (set(shares_bytes) if sat else set()))
 
         # Each tick byte is an AND-OR over the message bytes some type copies into it,
-        # selected by the one-hot type the assembler registered: two LUT levels, no
-        # decoding of the type byte here.  A byte every type fills from the same
+        # each selected by the assembler's register for the group of types that copy
+        # it (``sel``): two LUT levels, no decoding of the type here.  A byte every type fills from the same
         # message byte needs no select at all.
         tick = {}
         for d in written:
@@ -97,7 +88,8 @@ class TickBuilder(wiring.Component):
             if len(by_src) == 1 and len(next(iter(by_src.values()))) == len(sources):
                 tick[d] = msg.bytes[next(iter(by_src))]
                 continue
-            terms = [Mux(Cat(*[kind[c] for c in codes]).any(), msg.bytes[src], 0) for src, codes in by_src.items()]
+            terms = [Mux(msg.sel[SOURCE_GROUPS.index(frozenset(codes))], msg.bytes[src], 0)
+                     for src, codes in by_src.items()]
             tick[d] = _or(terms, 8)
 
         for code, off in sat.items():

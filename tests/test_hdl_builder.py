@@ -7,8 +7,8 @@ import random
 import numpy as np
 from amaranth.sim import Simulator
 
-from wiretick.hdl.assembler import MessageAssembler, kind_bits, message_layout
-from wiretick.hdl.builder import TickBuilder, built_layout, tick_byte_sources
+from wiretick.hdl.assembler import MessageAssembler, kind_bits, message_layout, sel_bits, tick_byte_sources
+from wiretick.hdl.builder import TickBuilder, built_layout
 from wiretick.hdl.common import MAX_MSG_LEN
 from wiretick.hdl.splitter import slot_layout, split_beat_layout
 from wiretick.host.capture import FrameBatch
@@ -38,7 +38,7 @@ def test_builder_matches_reference_for_every_type():
     async def tb(ctx):
         for k, msg in enumerate(msgs):
             word = pack(message_layout(), bytes=int.from_bytes(msg.ljust(MAX_MSG_LEN, b"\0"), "little"),
-                        type=msg[0], index=k, kind=kind_bits(msg[0]))
+                        type=msg[0], index=k, kind=kind_bits(msg[0]), sel=sel_bits(msg[0]))
             ctx.set(dut.i_msg.valid, 1)
             ctx.set(dut.i_msg.payload.as_value(), word)
             out = unpack(built_layout(), ctx.get(dut.o_built.payload.as_value()))
