@@ -2,7 +2,7 @@
 
 :class:`RGMIITransmitter` takes whole frames (without preamble or FCS) as 8-byte
 beats of :func:`~wiretick.hdl.common.mac_beat_layout` in the ``sync`` domain,
-carries them through an :class:`~amaranth.lib.fifo.AsyncFIFO` into the transmit
+carries them through an asynchronous FIFO (:class:`_BeatCrossing`) into the transmit
 domain (125 MHz, one byte a cycle) and sends, per frame: the preamble (seven
 ``0x55``) and SFD (``0xD5``), the frame, zero padding up to 60 bytes, the FCS
 (CRC-32, least significant byte first) and at least ``ifg`` idle bytes (12: the
@@ -25,7 +25,9 @@ with TX_ER (the PHY then corrupts the frame on the wire, so the host drops it) a
 from __future__ import annotations
 
 from amaranth.hdl import Const, DomainRenamer, Module, Mux, Signal
-from amaranth.lib import crc, enum, fifo, stream, wiring
+from amaranth.lib import crc, enum, stream, wiring
+from amaranth.lib.cdc import FFSynchronizer
+from amaranth.lib.memory import Memory
 from amaranth.lib.crc.catalog import CRC32_ETHERNET
 from amaranth.lib.wiring import In, Out
 
@@ -47,6 +49,74 @@ class _S(enum.Enum, shape=3):
     PAD = 3
     FCS = 4
     GAP = 5
+
+
+def _gray(x):
+    return x ^ (x >> 1)
+
+
+class _BeatCrossing(wiring.Component):
+    """An asynchronous FIFO (write ``sync``, read ``r_domain``) whose read side runs on registers.
+
+    Amaranth's :class:`~amaranth.lib.fifo.AsyncFIFO` reads its RAM at the read pointer
+    *plus* ``r_en & r_rdy``, so the empty compare, the pointer adder and the RAM
+    address (fanned out to every LUT RAM cell of the width) form one path: the
+    transmit clock's critical path (6.4 ns on the Versa; 124.5 MHz on the Colorlight's
+    speed 6 after placement, against 125).  Here the LUT RAM is read asynchronously at the read pointer register
+    into ``r_data``, one beat at a time: a beat is fetched when ``r_data`` is empty
+    (``r_valid`` low) and the FIFO is not, and ``r_take`` empties it.  A fetch takes a
+    cycle, so at most every other cycle delivers a beat (the transmitter takes one
+    every eight).
+
+    Pointers are Gray-coded across the domains (one more bit than the address: full
+    and empty differ by it).  Both domains must be reset together (the board resets
+    every domain while its PLL is not locked).
+    """
+
+    def __init__(self, width: int, depth: int, r_domain: str):
+        if depth < 2 or depth & (depth - 1):
+            raise ValueError(f"depth must be a power of 2, at least 2, not {depth}")
+        self.depth = depth
+        self.r_domain = r_domain
+        super().__init__({
+            "w_data": In(width), "w_en": In(1), "w_rdy": Out(1),
+            "r_data": Out(width), "r_valid": Out(1), "r_take": In(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        bits = self.depth.bit_length()                 # address bits + 1
+        rd = m.d[self.r_domain]
+        m.submodules.storage = mem = Memory(shape=len(self.w_data), depth=self.depth, init=[])
+        w_port = mem.write_port(domain="sync")
+        r_port = mem.read_port(domain="comb")
+
+        w_bin = Signal(bits)
+        w_gry = Signal(bits)
+        r_bin = Signal(bits)
+        r_gry = Signal(bits)
+        r_gry_w = Signal(bits)                         # the read pointer, in the write domain
+        w_gry_r = Signal(bits)                         # the write pointer, in the read domain
+        m.submodules.r_to_w = FFSynchronizer(r_gry, r_gry_w, o_domain="sync")
+        m.submodules.w_to_r = FFSynchronizer(w_gry, w_gry_r, o_domain=self.r_domain)
+
+        full = Signal()
+        m.d.comb += [
+            full.eq((w_gry[-1] != r_gry_w[-1]) & (w_gry[-2] != r_gry_w[-2]) & (w_gry[:-2] == r_gry_w[:-2])),
+            self.w_rdy.eq(~full),
+        ]
+        do_write = self.w_en & ~full
+        w_next = w_bin + do_write
+        m.d.comb += [w_port.addr.eq(w_bin[:-1]), w_port.data.eq(self.w_data), w_port.en.eq(do_write)]
+        m.d.sync += [w_bin.eq(w_next), w_gry.eq(_gray(w_next[:bits]))]
+
+        m.d.comb += r_port.addr.eq(r_bin[:-1])
+        with m.If(~self.r_valid & (r_gry != w_gry_r)):
+            r_next = (r_bin + 1)[:bits]
+            rd += [self.r_data.eq(r_port.data), self.r_valid.eq(1), r_bin.eq(r_next), r_gry.eq(_gray(r_next))]
+        with m.Elif(self.r_take):
+            rd += self.r_valid.eq(0)
+        return m
 
 
 class RGMIITransmitter(wiring.Component):
@@ -90,27 +160,16 @@ class RGMIITransmitter(wiring.Component):
         m = Module()
         tx = self.domain
         layout = mac_beat_layout(8)
-        m.submodules.fifo = q = fifo.AsyncFIFO(width=layout.size, depth=self.fifo_depth, r_domain=tx,
-                                               w_domain="sync")
+        m.submodules.fifo = q = _BeatCrossing(layout.size, self.fifo_depth, r_domain=tx)
         m.d.comb += [q.w_data.eq(self.i_frame.payload), q.w_en.eq(self.i_frame.valid),
                      self.i_frame.ready.eq(q.w_rdy)]
         m.submodules.crc = fcs = DomainRenamer(tx)(crc.Processor(CRC32_ETHERNET(8)))
 
-        # The FIFO's read address is its read pointer plus r_en, so r_en must come from
-        # registers alone: a beat is fetched into ``nxt`` whenever ``nxt`` is empty, and
-        # the state machine takes it from there (into ``cur``, the beat being sent).  A
-        # frame's beats are 8 bytes (8 cycles) apart, a fetch needs 2 cycles.  (With r_en
-        # decided by the state machine, the path FIFO data -> byte count -> r_en ->
-        # pointer adder -> RAM address held the transmit clock under 125 MHz on the
-        # Colorlight's speed 6.)
-        nxt = Signal(layout)
-        nxt_valid = Signal()
-        take = Signal()
-        m.d.comb += q.r_en.eq(~nxt_valid)
-        with m.If(take):
-            m.d[tx] += nxt_valid.eq(0)
-        with m.Elif(q.r_rdy & ~nxt_valid):
-            m.d[tx] += [nxt.eq(q.r_data), nxt_valid.eq(1)]
+        # The next beat waits in the crossing's output register (``nxt``); the state
+        # machine takes it into ``cur``, the beat being sent.
+        nxt = layout(q.r_data)
+        nxt_valid = q.r_valid
+        take = q.r_take
         cur = Signal(layout)
         have = Signal()                                          # cur holds the frame's next bytes
 
