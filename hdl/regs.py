@@ -219,11 +219,15 @@ class RegisterFile(wiring.Component):
             if all(isinstance(w_, Const) and w_.value == 0 for w_ in word_at[g:g + group_words]):
                 group_at.append(Const(0, 32))
                 continue
-            # Each group selects on its own copy of the address (``keep``: not merged),
-            # so that no address bit drives every group's tree.
-            sel = Signal(low, name=f"raddr_g{g // group_words}", attrs={"keep": 1})
+            # Each group selects on its own copy of the address, so that no address bit
+            # drives every group's tree.  Identical registers would be merged by
+            # synthesis (a ``keep`` on the wire does not stop it), so each copy holds the
+            # low address bits only when the address is in its group (zero otherwise,
+            # when its output is not used): a function of its own.
+            sel = Signal(low, name=f"raddr_g{g // group_words}")
+            in_group = bus.araddr[2 + low:2 + len(raddr)] == g // group_words
             with m.If(bus.arvalid & bus.arready):
-                m.d.sync += sel.eq(bus.araddr[2:2 + low])
+                m.d.sync += sel.eq(Mux(in_group, bus.araddr[2:2 + low], 0))
             value = tree(word_at[g:g + group_words], sel, low - 1)
             reg = Signal(32, name=f"rgroup{g // group_words}")
             m.d.sync += reg.eq(value)
