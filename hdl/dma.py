@@ -218,8 +218,10 @@ class TickDMA(wiring.Component):
         L = self.max_log2_slots
 
         state = self.state
-        running = state == DMAState.RUN
-        active = (state == DMAState.RUN) | (state == DMAState.DRAIN)
+        # ``state`` decoded in registers of their own, set with it: every decision of
+        # the writer starts from one of them rather than a two-bit compare.
+        running = Signal()                      # state == RUN
+        active = Signal()                       # state is RUN or DRAIN
 
         # ---------------------------------------------------------- configuration of a run
         base = Signal(aw - SLOT_SHIFT)          # slot 0, in 64-byte units
@@ -529,7 +531,7 @@ class TickDMA(wiring.Component):
                         m.d.sync += state.eq(DMAState.ERROR)
                     with m.Else():
                         m.d.sync += [
-                            state.eq(DMAState.RUN),
+                            state.eq(DMAState.RUN), running.eq(1), active.eq(1),
                             base.eq(self.ring_base[SLOT_SHIFT:]),
                             mask.eq(c_mask),
                             left.eq(c_mask),
@@ -549,11 +551,11 @@ class TickDMA(wiring.Component):
                             m.d.sync += sh_strb.eq(0xFF)
             with m.Case(DMAState.RUN):
                 with m.If(~self.enable):
-                    m.d.sync += state.eq(DMAState.DRAIN)
+                    m.d.sync += [state.eq(DMAState.DRAIN), running.eq(0)]
             with m.Case(DMAState.DRAIN):
                 # (if enable came back meanwhile, OFF starts a new run next cycle)
                 with m.If(idle & ~behind):
-                    m.d.sync += state.eq(DMAState.OFF)
+                    m.d.sync += [state.eq(DMAState.OFF), active.eq(0)]
             with m.Case(DMAState.ERROR):
                 with m.If(~self.enable):
                     m.d.sync += state.eq(DMAState.OFF)
@@ -572,4 +574,7 @@ class TickDMA(wiring.Component):
                 m.d.sync += Assert(bus.awaddr == Cat(Const(0, 3), sh_addr), "shadow write elsewhere")
             with m.If(q_wen):
                 m.d.sync += Assert(w_rdy, "queue written while full")
+            m.d.sync += Assert((running == (state == DMAState.RUN))
+                               & (active == ((state == DMAState.RUN) | (state == DMAState.DRAIN))),
+                               "state decode registers out of step")
         return m
