@@ -201,7 +201,11 @@ class MessageAssembler(wiring.Component):
         # Each beat writes the bytes of one message: the one beginning here if any,
         # else the one continuing.  A beginning body's W bytes go to message offsets
         # -rot .. W-1-rot: word 0's lanes below W - rot.
-        w_data = rotated(Mux(use_nxt, rot_n, blk.msg.rot), "w_data")
+        # (each slot's rotation is its own shifter: selecting the rotation first put
+        # a LUT and a long route before the shifter's select lines)
+        r_data = rotated(blk.msg.rot, "r_data")
+        w_data = Signal(8 * W, name="w_data")
+        m.d.comb += w_data.eq(Mux(use_nxt, rotated(rot_n, "n_data"), r_data))
         for k, b in enumerate(buf):
             for j in range(sizes[k]):
                 en = Signal(name=f"wr_en{k}_{j}")
@@ -213,7 +217,6 @@ class MessageAssembler(wiring.Component):
 
         # A message ending in this beat: bytes below ``off`` from the buffer, the rest
         # from the beat.
-        r_data = rotated(blk.msg.rot, "r_data")
         words = []
         for k, b in enumerate(buf):
             words += [Mux(rd_buf[k][j], b[8 * j:8 * j + 8], r_data[8 * j:8 * j + 8]) for j in range(sizes[k])]
