@@ -32,8 +32,11 @@ def built_layout() -> data.StructLayout:
         Every field but ``seq``, ``ts_rx`` and ``feed_seq`` (zero).
     index : 16
         Block number within the packet (for ``feed_seq``).
+    kind : len(KIND_CODES)
+        The message's type one-hot, as the assembler decoded it (for the per-type
+        counters).
     """
-    return data.StructLayout({"tick": TickLayout, "index": unsigned(16)})
+    return data.StructLayout({"tick": TickLayout, "index": unsigned(16), "kind": unsigned(len(KIND_CODES))})
 
 
 def _or(terms, width):
@@ -116,5 +119,6 @@ class TickBuilder(wiring.Component):
             self.o_built.payload.tick.as_value().eq(Cat(*[tick[d] if d in tick else Const(0, 8)
                                                           for d in range(TICK_SIZE)])),
             self.o_built.payload.index.eq(msg.index),
+            self.o_built.payload.kind.eq(msg.kind),
         ]
         return m

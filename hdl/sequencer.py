@@ -34,6 +34,7 @@ from amaranth.lib.wiring import In, Out
 
 from wiretick.host.contract.formats import MESSAGES, Event, Flag
 
+from .assembler import KIND_CODES
 from .builder import built_layout
 from .common import counter_events_layout
 from .splitter import ok_layout, split_beat_layout
@@ -321,7 +322,9 @@ class Sequencer(wiring.Component):
             cnt.ticks.eq(emit),
         ]
         m.d.comb += cnt.gap_messages.eq(Mux(gap, r_missing, 0))
-        for msg in MESSAGES:
-            m.d.comb += getattr(cnt, f"msg_{msg.code}").eq(emit_msg & (built.tick.msg_type == msg.type_byte))
+        # (from the assembler's type one-hot: no compare of the type byte per counter)
+        assert set(KIND_CODES) == {msg.code for msg in MESSAGES}, "a message type without a tick"
+        for k, code in enumerate(KIND_CODES):
+            m.d.comb += getattr(cnt, f"msg_{code}").eq(emit_msg & built.kind[k])
         return m
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from amaranth.sim import Simulator
 
+from wiretick.hdl.assembler import kind_bits
 from wiretick.hdl.builder import built_layout
 from wiretick.hdl.sequencer import SEQUENCER_COUNTERS, Sequencer, preload_layout
 from wiretick.hdl.splitter import ok_layout, slot_layout, split_beat_layout
@@ -52,7 +53,8 @@ def run(beats, sequence_check=True, preload=None):
             ctx.set(dut.i_blk.valid, b is not None)
             ctx.set(dut.i_built.valid, prev is not None)
             ctx.set(dut.i_ok.as_value(), pack(ok_layout, msg=prev is not None, block=prev is not None))
-            tick = pack(built_layout(), tick=(ord("D") << (62 * 8)) | (0x77 << (32 * 8)), index=prev or 0)
+            tick = pack(built_layout(), tick=(ord("D") << (62 * 8)) | (0x77 << (32 * 8)), index=prev or 0,
+                        kind=kind_bits(ord("D")))
             ctx.set(dut.i_built.payload.as_value(), tick)
             prev = built
             await ctx.tick()
