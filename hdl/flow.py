@@ -37,7 +37,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Iterable, Sequence, TextIO
 
@@ -45,7 +45,8 @@ from wiretick.host.errors import ToolError
 
 __all__ = [
     "CORE_CLOCK_MHZ", "OOC_PART", "Part", "TOOLS", "find_tool", "Progress", "run_tool", "DoesNotFit",
-    "ClockFmax", "Use", "PathStep", "CriticalPath", "PnrReport", "parse_report", "parse_log_utilisation",
+    "ClockFmax", "Use", "PathStep", "CriticalPath", "PnrReport", "parse_report", "clock_domain_names",
+    "parse_log_utilisation",
     "stage_of", "module_stages", "synthesise", "place_and_route", "OocBuild", "build_ooc", "BoardBuild", "build_board",
     "nextpnr_device_args", "parser_latency_cycles", "bench_build", "bench_boards",
 ]
@@ -348,6 +349,19 @@ class PnrReport:
     def dsp(self) -> Use:
         return self.use("MULT18X18D")
 
+    def renamed(self, names: dict[str, str]) -> "PnrReport":
+        """The report with clocks renamed by ``names`` (nextpnr's name -> ours), paths' clocks too."""
+        def rename(edge: str) -> str:
+            # a path's clock is "posedge <net>" (or the net alone)
+            *edge_kind, net = edge.split(" ") if edge else [""]
+            return " ".join([*edge_kind, names.get(net, net)])
+
+        clocks = {names.get(n, n): ClockFmax(names.get(n, n), c.achieved_mhz, c.constraint_mhz)
+                  for n, c in self.clocks.items()}
+        paths = tuple(replace(p, from_clock=rename(p.from_clock), to_clock=rename(p.to_clock))
+                      for p in self.critical_paths)
+        return PnrReport(clocks, self.utilisation, paths)
+
     @property
     def critical_path(self) -> CriticalPath | None:
         """The critical path of the slowest clock (within its own domain when there is one)."""
@@ -480,6 +494,43 @@ def parse_report(report: Path | str | dict, modules: dict[str, str] | None = Non
     util = {bel: Use(int(v["used"]), int(v["available"])) for bel, v in data.get("utilization", {}).items()}
     paths = tuple(_path(p, modules) for p in data.get("critical_paths", []))
     return PnrReport(clocks, util, paths)
+
+
+#: What nextpnr-ecp5 puts before a clock net it promotes to a global network.
+_GLOBAL_NET_PREFIX = "$glbnet$"
+
+#: Amaranth's name for a clock domain's clock signal: ``clk`` for ``sync``, else ``<domain>_clk``.
+_DOMAIN_CLOCK = re.compile(r"(?:(\w+)_)?clk")
+
+
+def clock_domain_names(netlist: Path | str | dict, top: str, clocks: Iterable[str]) -> dict[str, str]:
+    """nextpnr's clock names mapped to the design's clock domains, through the Yosys netlist.
+
+    nextpnr names a clock by one of its net's names, often a submodule's alias
+    (``$glbnet$pll.pll_tx_clk``, ``$glbnet$phy0_rx_clk.i``).  The netlist (Yosys
+    ``write_json``) holds every alias of each net; in the toplevel ``top``, where
+    Amaranth defines the domains, a domain's clock is the wire ``clk`` (``sync``) or
+    ``<domain>_clk``.  A clock whose net has such an alias maps to that domain (a net
+    clocking several domains to their names joined by ``+``); the others are left out.
+    """
+    data = netlist if isinstance(netlist, dict) else json.loads(Path(netlist).read_text())
+    try:
+        nets = data["modules"][top]["netnames"]
+    except KeyError:
+        raise ValueError(f"no module {top!r} in the netlist") from None
+    bits = {name: tuple(v["bits"]) for name, v in nets.items()}
+    domains: dict[tuple, list[str]] = {}
+    for name, b in bits.items():
+        m = _DOMAIN_CLOCK.fullmatch(name)
+        if m:
+            domains.setdefault(b, []).append(m.group(1) or "sync")
+    found = {}
+    for clock in clocks:
+        net = clock[len(_GLOBAL_NET_PREFIX):] if clock.startswith(_GLOBAL_NET_PREFIX) else clock
+        names = domains.get(bits.get(net))
+        if names:
+            found[clock] = "+".join(sorted(names))
+    return found
 
 
 _UTIL_LINE = re.compile(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%\s*$")
@@ -707,6 +758,8 @@ def build_board(plan, out_dir: Path | str, part: Part, *, seed: int = 1, board: 
     (``<name>.ys``), nextpnr-ecp5 places and routes with the plan's constraints
     (``<name>.lpf``), and ecppack writes ``<name>.bit``.  Logs: ``yosys.log``,
     ``nextpnr.log``, ``ecppack.log``; nextpnr's report is ``report.json``.  The
+    report's clocks are named by their clock domains (``sync``, ``tx``...: see
+    :func:`clock_domain_names`; a clock of no domain keeps nextpnr's name).  The
     summary is written as ``summary.json`` and ``summary.txt``, also when timing is
     not met (the caller decides what a missed constraint means).
 
@@ -733,6 +786,7 @@ def build_board(plan, out_dir: Path | str, part: Part, *, seed: int = 1, board: 
         _check_fit(part, out / "nextpnr.log", e)
         raise
     report = parse_report(out / "report.json", module_stages((out / f"{name}.il").read_text()))
+    report = report.renamed(clock_domain_names(out / f"{name}.json", name, report.clocks))
     times["ecppack"] = run_tool("ecppack", ["--input", f"{name}.config", "--bit", f"{name}.bit"], out,
                                 "ecppack.log", progress=progress, label=f"ecppack {label}")
     times["total"] = sum(times.values())

@@ -11,14 +11,14 @@ import json
 import sys
 
 import pytest
-from amaranth.hdl import Elaboratable, Instance, Module, Signal
+from amaranth.hdl import ClockDomain, ClockSignal, Elaboratable, Instance, Module, Signal
 from amaranth.lib import io as hdl_io, wiring
 from amaranth.lib.wiring import In, Out
 
 from wiretick.hdl.clock import NsClock
 from wiretick.hdl.flow import (
-    DoesNotFit, Part, Progress, build_board, find_tool, module_stages, nextpnr_device_args, parse_log_utilisation,
-    parse_report, place_and_route, run_tool, stage_of, synthesise,
+    DoesNotFit, Part, Progress, build_board, clock_domain_names, find_tool, module_stages, nextpnr_device_args,
+    parse_log_utilisation, parse_report, place_and_route, run_tool, stage_of, synthesise,
 )
 from wiretick.host.errors import ToolError, WiretickError
 
@@ -223,6 +223,63 @@ def test_module_stages_and_stage_of(small_build):
     assert stage_of([], "parser.i_blk__payload.msg[3]", modules) == "parser"
 
 
+class _TwoDomains(wiring.Component):
+    """``sync`` from the ``clk`` port and ``slow``, clocked by a register of a submodule."""
+
+    def __init__(self):
+        super().__init__({"q": Out(8)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.divider = div = _Toggle()
+        m.domains.slow = ClockDomain()
+        m.d.comb += ClockSignal("slow").eq(div.q)
+        m.d.slow += self.q.eq(self.q + 1)
+        return m
+
+
+class _Toggle(wiring.Component):
+    def __init__(self):
+        super().__init__({"q": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.sync += self.q.eq(~self.q)
+        return m
+
+
+def test_clocks_named_by_their_domains(tmp_path):
+    """Synthesised as the boards are (LUTs mapped by abc: abc9 drops the domains' clock
+    wire names from the netlist), placed and routed: each clock of the report maps to its
+    domain, also by another name of its net (a submodule's, behind nextpnr's global
+    network prefix, as nextpnr may name it on a board)."""
+    from amaranth.back import rtlil
+
+    from wiretick.hdl.boards import SCRIPT_AFTER_SYNTH, SYNTH_OPTS
+    (tmp_path / "top.il").write_text(rtlil.convert(_TwoDomains(), name="top"))
+    (tmp_path / "synth.ys").write_text(f"read_rtlil top.il\nsynth_ecp5 {SYNTH_OPTS} -top top\n"
+                                       f"{SCRIPT_AFTER_SYNTH.format(top='top')}\nwrite_json top.json\n")
+    run_tool("yosys", ["-s", "synth.ys"], tmp_path, "yosys.log")
+    rep, _ = place_and_route(tmp_path, freq_mhz=100, part=SMALL)
+    assert len(rep.clocks) == 2
+    assert clock_domain_names(tmp_path / "top.json", "top", ["$glbnet$divider.q", "divider.clk"]) == {
+        "$glbnet$divider.q": "slow", "divider.clk": "sync"}
+    names = clock_domain_names(tmp_path / "top.json", "top", rep.clocks)
+    assert sorted(names.values()) == ["slow", "sync"]
+    renamed = rep.renamed(names)
+    assert set(renamed.clocks) == {"slow", "sync"}
+    for theirs, ours in names.items():
+        assert renamed.clocks[ours].achieved_mhz == rep.clocks[theirs].achieved_mhz
+        assert renamed.clocks[ours].name == ours
+    for p in renamed.critical_paths:
+        assert p.from_clock.split()[-1] in {"slow", "sync"} and p.to_clock.split()[-1] in {"slow", "sync"}
+    assert renamed.critical_path is not None
+    # a clock the netlist does not know keeps its name
+    assert clock_domain_names(tmp_path / "top.json", "top", ["no_such_net"]) == {}
+    with pytest.raises(ValueError, match="no module 'nope'"):
+        clock_domain_names(tmp_path / "top.json", "nope", rep.clocks)
+
+
 def test_report_of_a_design_without_paths():
     rep = parse_report({"fmax": {}, "utilization": {"TRELLIS_COMB": {"used": 3, "available": 10}},
                         "critical_paths": []})
@@ -260,6 +317,7 @@ def test_board_build_of_a_blinky(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary == b.summary()
     (clock, c), = summary["clocks"].items()
+    assert clock == "sync"              # the domain, not nextpnr's "$glbnet$clk"
     assert c["constraint_mhz"] == pytest.approx(100) and c["met"] and summary["timing_met"]
     assert summary["resources"]["lut4"]["available"] == 43848 and 24 <= summary["resources"]["ff"]["used"] < 100
     assert set(summary["times_s"]) == {"yosys", "nextpnr-ecp5", "ecppack", "total"}
