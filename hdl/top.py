@@ -28,8 +28,11 @@ the registers, and the host extends them to 64
 Runs
 ----
 A run starts on the cycle the DMA engine leaves ``OFF`` (``ENABLE`` is high and the
-engine samples the ring configuration).  On that cycle the parser is reset too
-(a synchronous reset of the parser alone), so a run is what the host expects of a
+engine samples the ring configuration).  The parser is reset on the next cycle (a
+synchronous reset of the parser alone, from a register: the reset reaches every
+flip-flop of the parser, and one register driving that net directly is what lets
+it do so within a cycle; the engine ignores the parser's output on that cycle,
+which still comes from before the reset), so a run is what the host expects of a
 fresh device: tick ``seq`` from 1 (the DMA engine numbers slots from 1), every
 parser counter from 0, no MoldUDP64 session tracked yet, ``PARSER_LOST`` 0.  The
 parser keeps running between runs (frames are counted while the engine is off,
@@ -44,9 +47,8 @@ registers instead of the empty one: the tracked session (``JOIN_HAS_SESSION``,
 ``JOIN_SESSION``, ``JOIN_SESSION_HI``), the next expected message number
 (``JOIN_EXPECTED``) and the parser's ``seq`` of the run's first tick
 (``JOIN_SEQ``).  The parser takes them on its ``preload`` port only while it is
-idle, which here means the cycle after a run's start: the parser was reset on
-the start cycle and holds no frame, and a frame whose first beat arrives on the
-next cycle reaches the sequencer several cycles later.  Nothing else drives
+idle, which here means the cycle after its reset: it holds no frame, and a frame
+whose first beat arrives on that cycle reaches the sequencer several cycles later.  Nothing else drives
 ``preload``, so the state of a run in progress is never replaced.  The ring's
 ``seq`` still counts from 1 (the DMA engine numbers its slots); ``JOIN_SEQ``
 numbers the parser's ticks, the numbers abort events refer to.
@@ -61,7 +63,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from amaranth.hdl import Cat, Module, ResetInserter, Signal
+from amaranth.hdl import Cat, ClockDomain, ClockSignal, DomainRenamer, Module, ResetSignal, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -136,19 +138,27 @@ class WiretickTop(wiring.Component):
 
         # The cycle a run starts: the engine leaves OFF (to RUN, or to ERROR on a
         # misaligned configuration) exactly when it is OFF with ENABLE high.
-        run_start = Signal()
-        m.d.comb += run_start.eq(dma.starting)
-        # Late join: the parser is idle the cycle after a run's start reset it.
+        # The parser's reset: the domain's, or a run starting (see Runs), through a
+        # register that is the parser domain's reset net and nothing else.
+        parser_rst = Signal(init=1)
+        m.d.sync += parser_rst.eq(dma.starting)
+        m.domains.parser = ClockDomain("parser")
+        m.d.comb += [ClockSignal("parser").eq(ClockSignal("sync")), ResetSignal("parser").eq(parser_rst)]
+        # Late join: the parser is idle the cycle after its reset.
         join_apply = Signal()
-        m.d.sync += join_apply.eq(run_start & regs.join)
+        m.d.sync += join_apply.eq(parser_rst & regs.join)
 
         m.submodules.regs = regs
         m.submodules.dma = dma
-        m.submodules.parser = ResetInserter({"sync": run_start})(parser)
+        m.submodules.parser = DomainRenamer({"sync": "parser"})(parser)
 
         wiring.connect(m, wiring.flipped(self.s_axil), regs.bus)
         wiring.connect(m, wiring.flipped(self.mac), parser.i_mac)
-        wiring.connect(m, parser.o_tick, dma.i_ticks)
+        m.d.comb += [
+            # (the tick on the reset's cycle is from before it)
+            dma.i_ticks.valid.eq(parser.o_tick.valid & ~parser_rst),
+            dma.i_ticks.payload.eq(parser.o_tick.payload),
+        ]
         wiring.connect(m, dma.bus, wiring.flipped(self.m_axi))
         m.d.comb += [
             parser.timestamp.eq(regs.timestamp),
