@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -163,6 +164,38 @@ def _tail(path: Path | None) -> str:
     return text[-_LOG_TAIL:]
 
 
+#: The register Yosys's Verilog writer adds to every module and names in each
+#: ``always @*`` block, so that the block runs at time 0 when the register is
+#: initialised (its declaration ``= 0``).
+_INIT_TRIGGER = re.compile(r"^(\s*)reg (\\\$auto\$verilog_backend\.cc:\d+:dump_module\$\d+) += 0;$", re.M)
+
+
+def icarus_verilog(text: str) -> str:
+    """``text`` with every combinational block run once at time 0 under Icarus.
+
+    Icarus applies a declaration's initial value before any process waits on it,
+    so Yosys's trigger register never changes and an ``always @*`` block whose
+    inputs are all registers that a reset leaves as they started (a state decoded
+    into registers, say) keeps its outputs X until an input changes.  Each trigger
+    also gets a change to 1 after a zero delay, which every block sees.  Verilator
+    evaluates everything at time 0 and needs none of this.
+    """
+    return _INIT_TRIGGER.sub(lambda mo: f"{mo.group(0)}\n{mo.group(1)}initial #0 {mo.group(2)} = 1'h1;", text)
+
+
+def icarus_verilog_file(verilog: Path) -> Path:
+    """:func:`icarus_verilog` of a Verilog file, beside it (``<name>.icarus.v``); the file itself if it needs none."""
+    text = verilog.read_text()
+    if not _INIT_TRIGGER.search(text):
+        return verilog
+    out = verilog.with_suffix(".icarus.v")
+    if not out.exists():
+        tmp = out.with_name(f"{out.name}.{secrets.token_hex(4)}.tmp")     # (other workers may race)
+        tmp.write_text(icarus_verilog(text))
+        os.replace(tmp, out)
+    return out
+
+
 def build_model(simulator: str = "verilator", *, waves: bool = False, **top_kw) -> Path:
     """The cocotb build directory of the harness for ``simulator`` (built once, then cached by hash).
 
@@ -185,6 +218,7 @@ def build_model(simulator: str = "verilator", *, waves: bool = False, **top_kw) 
                           tool_version("verilator"))
     else:
         args, vlt = [], None
+        verilog = icarus_verilog_file(verilog)
         key = hash_inputs(verilog, simulator, _RECIPE, waves, tool_version("cocotb"), _iverilog_version())
 
     def build(d: Path) -> None:
