@@ -144,7 +144,7 @@ REGISTERS: tuple[Register, ...] = (
     Register("SEQUENCE_CHECK", 0x05C, 1, "rw", "1: drop duplicates and report gaps by MoldUDP64 sequence number", 1),
     # -- late join (docs/reference-model.md, "Joining mid-stream"): applied at a run's start
     Register("JOIN", 0x060, 1, "rw", "1: every run starts from the JOIN_* sequence state instead of the empty one "
-             "(loaded the cycle after the run's start, while no frame is in the parser)"),
+             "(loaded the cycle after the parser's reset at the run's start, while no frame is in it)"),
     Register("JOIN_HAS_SESSION", 0x064, 1, "rw", "1: JOIN_SESSION is tracked; 0: none is (the first packet "
              "starts tracking its own)"),
     Register("JOIN_SESSION", 0x068, 64, "rw", "tracked MoldUDP64 session, wire bytes 0..7 (byte k in bits 8k..8k+7)"),
