@@ -39,7 +39,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Iterable, Sequence, TextIO
+from typing import Callable, Iterable, Sequence, TextIO
 
 from wiretick.host.errors import ToolError
 
@@ -48,7 +48,7 @@ __all__ = [
     "ClockFmax", "Use", "PathStep", "CriticalPath", "PnrReport", "parse_report", "clock_domain_names",
     "parse_log_utilisation",
     "stage_of", "module_stages", "synthesise", "place_and_route", "OocBuild", "build_ooc", "BoardBuild", "build_board",
-    "nextpnr_device_args", "parser_latency_cycles", "bench_build", "bench_boards",
+    "nextpnr_device_args", "bench_build", "bench_boards",
 ]
 
 #: The core's clock: the 64-bit datapath of a 10GbE MAC (XGMII/64b).  The out-of-context
@@ -822,19 +822,8 @@ def _kept(e: ToolError, design: str) -> ToolError:
     return ToolError(e.tool, f"{design}: {text}", log=kept, tail=e.tail)
 
 
-def parser_latency_cycles() -> int:
-    """The parser's latency in cycles, measured as ``wiretick bench parser`` measures it.
-
-    Both designs of the bench hold :class:`~wiretick.hdl.parser.ItchParser` with its
-    default parameters (the core's ``parser_fifo_depth`` is the parser's default),
-    so one measurement serves both.
-    """
-    from .bench import latency_by_type
-    return max(latency_by_type().values())
-
-
-def bench_build(seeds: int = 3, *, boards: bool = True, freq_mhz: float = CORE_CLOCK_MHZ, parallel: int = 2,
-                log: TextIO | None = None) -> dict[str, object]:
+def bench_build(seeds: int = 3, *, parser_latency: Callable[[], int] | None = None, boards: bool = True,
+                freq_mhz: float = CORE_CLOCK_MHZ, parallel: int = 2, log: TextIO | None = None) -> dict[str, object]:
     """``wiretick bench build``: the core and the parser out of context, then every board.
 
     Figures, for ``<d>`` in ``core`` (:class:`~wiretick.hdl.top.WiretickTop`) and
@@ -844,7 +833,10 @@ def bench_build(seeds: int = 3, *, boards: bool = True, freq_mhz: float = CORE_C
 
     ``build.fmax_mhz.<d>``, ``build.luts.<d>`` (TRELLIS_COMB), ``build.ffs.<d>``,
     ``build.bram.<d>`` (DP16KD), ``build.latency_cycles.<d>``,
-    ``build.latency_ns.<d>`` (cycles at that Fmax), ``build.fmax_mhz.<d>.seeds``
+    ``build.latency_ns.<d>`` (cycles at that Fmax; both when ``parser_latency``, a
+    function measuring the parser's latency in cycles, is given: it runs while Yosys
+    does, and serves both designs, which hold :class:`~wiretick.hdl.parser.ItchParser`
+    with its default parameters), ``build.fmax_mhz.<d>.seeds``
     (every seed's Fmax), ``build.critical_path.<d>`` (total, levels, routing and
     logic ns, and ns by stage).
 
@@ -865,7 +857,7 @@ def bench_build(seeds: int = 3, *, boards: bool = True, freq_mhz: float = CORE_C
         root = Path(tmp)
         synth = {name: pool.submit(synthesise, d, root / name, progress=progress, label=f"yosys {name}")
                  for name, d in designs.items()}
-        latency = parser_latency_cycles()
+        latency = parser_latency() if parser_latency else None
         modules = {}
         for name, fut in synth.items():
             try:
@@ -897,8 +889,9 @@ def bench_build(seeds: int = 3, *, boards: bool = True, freq_mhz: float = CORE_C
             figures[f"build.luts.{name}"] = r.luts.used
             figures[f"build.ffs.{name}"] = r.ffs.used
             figures[f"build.bram.{name}"] = r.bram.used
-            figures[f"build.latency_cycles.{name}"] = latency
-            figures[f"build.latency_ns.{name}"] = round(latency / fmax * 1000, 1)
+            if latency is not None:
+                figures[f"build.latency_cycles.{name}"] = latency
+                figures[f"build.latency_ns.{name}"] = round(latency / fmax * 1000, 1)
             cp = r.critical_path
             if cp is not None:
                 figures[f"build.critical_path.{name}"] = {
