@@ -459,12 +459,18 @@ class TickDMA(wiring.Component):
         ready_to_load = Signal()
         want_shadow = Signal()
         want_entry = Signal()
+        want_slot = Signal()
+        slot_load = Signal()                    # a ring slot (a tick or a drop event) is loaded
         m.d.comb += [
             ready_to_load.eq(active & room),
             want_shadow.eq(ready_to_load & (hit | (behind & idle_late))),
             want_entry.eq(ready_to_load & ~hit & ~pend_tick & nxt_valid),
+            # (what the branches below that load a slot add up to, with the shadow
+            # write's priority: the ring position follows this alone)
+            want_slot.eq(ready_to_load & ~hit & ~(behind & idle_late) & (pend_tick | nxt_valid)),
             shadow_load.eq(free & want_shadow),
             take.eq(free & want_entry),
+            slot_load.eq(free & want_slot),
         ]
         can_load = free & ready_to_load
         # Statistics take their increment a cycle late (off the decision path).
@@ -479,9 +485,12 @@ class TickDMA(wiring.Component):
                 awv.eq(1), wv.eq(1), cur_shadow.eq(0), cur_event.eq(is_event),
                 last_beat.eq(self.beats == 1),
                 cur_addr.eq(Cat(Const(0, SLOT_SHIFT), base + slot)),
-                seq.eq(seq + 1),
-                cur_lap.eq(lap_next),
             ]
+
+        # The ring position moves on ``slot_load``: two LUTs of registers and the bus's
+        # readies, not the end of the branches below.
+        with m.If(slot_load):
+            m.d.sync += [seq.eq(seq + 1), cur_lap.eq(lap_next)]
             with m.If(at_last):
                 m.d.sync += [slot.eq(0), left.eq(mask), at_last.eq(mask_zero), lap_next.eq(lap_next + 1)]
             with m.Else():
@@ -574,6 +583,8 @@ class TickDMA(wiring.Component):
                 m.d.sync += Assert(bus.awaddr == Cat(Const(0, 3), sh_addr), "shadow write elsewhere")
             with m.If(q_wen):
                 m.d.sync += Assert(w_rdy, "queue written while full")
+            m.d.sync += Assert(slot_load == (~shadow_load & ((can_load & ~hit & pend_tick) | take)),
+                               "ring position moved without a slot load, or not with one")
             m.d.sync += Assert((running == (state == DMAState.RUN))
                                & (active == ((state == DMAState.RUN) | (state == DMAState.DRAIN))),
                                "state decode registers out of step")
