@@ -2,7 +2,7 @@
 
 Pipeline (one beat per cycle, never back-pressured)::
 
-    i_mac ─▶ HeaderParser ─reg─▶ BlockSplitter ─▶ MessageAssembler ─reg─▶ TickBuilder ─▶ Sequencer ─fifo─▶ o_tick
+    i_mac ─▶ HeaderParser ─reg─▶ BlockSplitter ─▶ MessageAssembler ─reg─▶ TickBuilder ─▶ Sequencer ─reg─▶ o_tick
                (Eth/VLAN/IPv4/      (MoldUDP64 blocks,     (message bytes)     (TICK_MAP)     (gaps, duplicates,
                 UDP/Mold checks)     per-block checks)                                          seq, aborts)
 
@@ -10,7 +10,8 @@ Latency: a message's tick is valid on ``o_tick`` three cycles after the clock ed
 that accepts the beat holding the message's last byte: one register after the
 header parser, one for the assembled message (the splitter's slots for a beat are
 registers computed from earlier beats, so the splitter adds no cycle), and the
-output queue's write.
+tick register (behind which an optional queue, ``fifo_depth``, holds ticks while a
+consumer stalls).
 """
 
 from __future__ import annotations
