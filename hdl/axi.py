@@ -53,7 +53,24 @@ def burst_size(data_width: int) -> int:
     return nbytes.bit_length() - 1
 
 
-class AXI4WriteSignature(wiring.Signature):
+class _BusSignature(wiring.Signature):
+    """A signature known by its class and its address and data widths (equal when they are)."""
+
+    addr_width: int
+    data_width: int
+
+    def __eq__(self, other):
+        return (type(other) is type(self) and other.addr_width == self.addr_width
+                and other.data_width == self.data_width)
+
+    def __hash__(self):
+        return hash((type(self), self.addr_width, self.data_width))
+
+    def __repr__(self):
+        return f"{type(self).__name__}(addr_width={self.addr_width}, data_width={self.data_width})"
+
+
+class AXI4WriteSignature(_BusSignature):
     """Write channels (AW, W, B) of an AXI4 master, seen from the master.
 
     Parameters
@@ -99,18 +116,9 @@ class AXI4WriteSignature(wiring.Signature):
             "bready": Out(1),
         })
 
-    def __eq__(self, other):
-        return (type(other) is type(self) and other.addr_width == self.addr_width
-                and other.data_width == self.data_width)
-
-    def __hash__(self):
-        return hash((type(self), self.addr_width, self.data_width))
-
-    def __repr__(self):
-        return f"AXI4WriteSignature(addr_width={self.addr_width}, data_width={self.data_width})"
 
 
-class AXI4LiteSignature(wiring.Signature):
+class AXI4LiteSignature(_BusSignature):
     """An AXI4-Lite interface (AW, W, B, AR, R), seen from the master.
 
     Parameters
@@ -158,12 +166,3 @@ class AXI4LiteSignature(wiring.Signature):
             "rready": Out(1),
         })
 
-    def __eq__(self, other):
-        return (type(other) is type(self) and other.addr_width == self.addr_width
-                and other.data_width == self.data_width)
-
-    def __hash__(self):
-        return hash((type(self), self.addr_width, self.data_width))
-
-    def __repr__(self):
-        return f"AXI4LiteSignature(addr_width={self.addr_width}, data_width={self.data_width})"

@@ -86,11 +86,7 @@ def frame_beat_layout(width: int = 8) -> data.StructLayout:
         MoldUDP64 message count.
     """
     return data.StructLayout({
-        "data": unsigned(8 * width),
-        "nbytes": unsigned(range(width + 1).stop.bit_length()),
-        "first": unsigned(1),
-        "last": unsigned(1),
-        "error": unsigned(1),
+        **dict(mac_beat_layout(width).members),
         "offset": unsigned(OFFSET_BITS),
         "ts": unsigned(64),
         "start": unsigned(1),
