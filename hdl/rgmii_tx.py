@@ -172,6 +172,10 @@ class RGMIITransmitter(wiring.Component):
         take = q.r_take
         cur = Signal(layout)
         have = Signal()                                          # cur holds the frame's next bytes
+        # cur's bytes, shifted down one a byte: the byte sent is a register, not an 8-way
+        # select on idx (that select, the phase mux and the CRC update were the Colorlight's
+        # tx critical path: 8.3 ns, 120.2 MHz against 125)
+        shift = Signal(64)
 
         state = Signal(_S)
         count = Signal(range(max(self.ifg, MIN_FRAME, 8) + 1))     # bytes of the current phase
@@ -187,7 +191,8 @@ class RGMIITransmitter(wiring.Component):
                 with m.If(nxt_valid):
                     m.d.comb += take.eq(1)              # a beat that does not start a frame cannot be sent
                     with m.If(nxt.first):
-                        m.d[tx] += [state.eq(_S.PREAMBLE), count.eq(0), cur.eq(nxt), have.eq(1)]
+                        m.d[tx] += [state.eq(_S.PREAMBLE), count.eq(0), cur.eq(nxt), shift.eq(nxt.data),
+                                    have.eq(1)]
             with m.Case(_S.PREAMBLE):
                 m.d.comb += [en.eq(1), byte.eq(Mux(count == 7, PREAMBLE[7], PREAMBLE[0]))]
                 m.d[tx] += count.eq(count + 1)
@@ -201,11 +206,11 @@ class RGMIITransmitter(wiring.Component):
                         m.d[tx] += [starved.eq(1), self.underruns.eq(self.underruns + 1)]
                     with m.If(nxt_valid):
                         m.d.comb += take.eq(1)
-                        m.d[tx] += [cur.eq(nxt), have.eq(1)]
+                        m.d[tx] += [cur.eq(nxt), shift.eq(nxt.data), have.eq(1)]
                 with m.Else():
-                    m.d.comb += [byte.eq(cur.data.word_select(idx, 8)), fcs.valid.eq(1),
-                                 fcs.start.eq(length == 0)]
-                    m.d[tx] += [idx.eq(idx + 1), length.eq(Mux(length == MIN_FRAME, MIN_FRAME, length + 1))]
+                    m.d.comb += [byte.eq(shift[:8]), fcs.valid.eq(1), fcs.start.eq(length == 0)]
+                    m.d[tx] += [idx.eq(idx + 1), length.eq(Mux(length == MIN_FRAME, MIN_FRAME, length + 1)),
+                                shift.eq(shift[8:])]
                     with m.If((idx + 1 >= cur.nbytes) | (idx == 7)):
                         m.d[tx] += idx.eq(0)
                         with m.If(cur.last):
@@ -216,7 +221,7 @@ class RGMIITransmitter(wiring.Component):
                                 m.d[tx] += [state.eq(_S.FCS), count.eq(0)]
                         with m.Elif(nxt_valid):
                             m.d.comb += take.eq(1)
-                            m.d[tx] += cur.eq(nxt)
+                            m.d[tx] += [cur.eq(nxt), shift.eq(nxt.data)]
                         with m.Else():
                             m.d[tx] += have.eq(0)
             with m.Case(_S.PAD):
