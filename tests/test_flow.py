@@ -280,6 +280,19 @@ def test_clocks_named_by_their_domains(tmp_path):
         clock_domain_names(tmp_path / "top.json", "nope", rep.clocks)
 
 
+def test_critical_path_is_the_clock_with_least_margin():
+    """A board's summary names the path of the clock closest to (or furthest below) its
+    constraint: tx at 120 of 125 MHz, not the core clock at 87 of 50 (the lowest Fmax)."""
+    def path(clock, delay):
+        return {"from": f"posedge {clock}", "to": f"posedge {clock}",
+                "path": [{"type": "logic", "delay": delay, "from": {"cell": f"{clock}_a"}, "to": {"cell": f"{clock}_b"}}]}
+
+    rep = parse_report({"fmax": {"sync": {"achieved": 87.0, "constraint": 50.0},
+                                 "tx": {"achieved": 120.0, "constraint": 125.0}},
+                        "utilization": {}, "critical_paths": [path("sync", 11.5), path("tx", 8.3)]})
+    assert rep.fmax_mhz == 87.0 and rep.critical_path.start == "tx_a"
+
+
 def test_report_of_a_design_without_paths():
     rep = parse_report({"fmax": {}, "utilization": {"TRELLIS_COMB": {"used": 3, "available": 10}},
                         "critical_paths": []})
