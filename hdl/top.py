@@ -139,9 +139,11 @@ class WiretickTop(wiring.Component):
         # The cycle a run starts: the engine leaves OFF (to RUN, or to ERROR on a
         # misaligned configuration) exactly when it is OFF with ENABLE high.
         # The parser's reset: the domain's, or a run starting (see Runs), through a
-        # register that is the parser domain's reset net and nothing else.
-        parser_rst = Signal(init=1)
-        m.d.sync += parser_rst.eq(dma.starting)
+        # register that is the parser domain's reset net and nothing else.  (Not reset
+        # itself, and 0 from power-up: the parser follows the domain's reset a cycle
+        # late, and takes a frame from the very first cycle when there is none.)
+        parser_rst = Signal(reset_less=True)
+        m.d.sync += parser_rst.eq(dma.starting | ResetSignal("sync", allow_reset_less=True))
         m.domains.parser = ClockDomain("parser")
         m.d.comb += [ClockSignal("parser").eq(ClockSignal("sync")), ResetSignal("parser").eq(parser_rst)]
         # Late join: the parser is idle the cycle after its reset.
