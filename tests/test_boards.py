@@ -1,14 +1,20 @@
 """The board registry and designs: each board's build plan prepares with our constraints in it,
-the Colorlight's shared management pins are solved, and the board top runs in simulation
-from its pins.  (Board builds through yosys/nextpnr are wiretick.hdl.flow's tests.)"""
+the Colorlight's shared management pins are solved, the board top runs in simulation from
+its pins, and (slow) each board builds into a bitstream that meets every clock's constraint."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import tempfile
+from pathlib import Path
+
 import pytest
 
 from wiretick.hdl.boards import BOARDS, BoardError, load_board
 from wiretick.hdl.ecp5io import pll_dividers
+from wiretick.hdl.flow import Part, Progress, build_board
 
 
 def _text(f):
@@ -163,3 +169,113 @@ def test_board_top_simulates_from_its_pins(name):
     expect = {"link": 1, "activity": 1, "overflow": 0, "status": 1}
     assert seen == {f: expect[f] for f in board.leds}
     assert not any(tx_en)
+
+
+def test_overflow_led_lights_when_a_front_end_drops_frames():
+    """The Versa's LED 2 (overflow/abort) lights when PHY 0's front end drops frames on
+    overflow: here the core clock runs at 1 MHz, far too slow for 1 Gb/s, so the clock
+    crossing FIFO (512 beats, a frame needs room for 256 at its SFD) fills and the third
+    frame is dropped whole; ``overflow`` stays dark while the first frame arrives.
+    (At 50 MHz the same LED stays dark: test_board_top_simulates_from_its_pins.)"""
+    from amaranth.sim import Simulator
+
+    from wiretick.hdl.rgmii_rx import drive_rgmii, rgmii_symbols
+    from wiretick.host.frames import encode_message, mold_packet, udp_frame
+
+    board = BOARDS["versa-ecp5-5g"]
+    top = board.top(sim=True)
+    top.led_ms = 0.2
+    msgs = [encode_message("D", stock_locate=1, order_ref=k) for k in range(60)]     # 1,200+ bytes a frame
+    frames = [udp_frame(mold_packet(1 + 60 * i, msgs)) for i in range(4)]
+    lit = {f: [] for f in board.leds}
+    done = []
+
+    async def phy0(ctx):
+        await drive_rgmii(ctx, top.phy0, rgmii_symbols(frames, gap=12) + [(0, 0, 0)] * 200)
+        done.append(True)
+
+    async def watch(ctx):
+        while not done:
+            await ctx.tick("sync")
+            leds = ctx.get(top.leds)
+            for i, f in enumerate(board.leds):
+                lit[f].append(leds >> i & 1)
+
+    sim = Simulator(top)
+    sim.add_clock(1e-6, domain="sync")
+    sim.add_clock(8e-9, domain="tx")
+    sim.add_testbench(phy0)
+    sim.add_testbench(watch)
+    sim.run()
+    frame_us = len(rgmii_symbols(frames[:1])) * 8e-3
+    assert any(lit["link"])
+    assert not any(lit["overflow"][:int(frame_us)]) and any(lit["overflow"])
+
+
+# ---------------------------------------------------------------- bitstreams
+
+#: Each board's part, as nextpnr counts it: LUT4 (TRELLIS_COMB), FF, DP16KD, MULT18X18D.
+PART_RESOURCES = {
+    "versa-ecp5-5g": {"lut4": 43848, "ff": 43848, "bram": 108, "dsp": 72},
+    "colorlight-5a75b": {"lut4": 24288, "ff": 24288, "bram": 56, "dsp": 28},
+}
+
+
+def _board_build(name: str):
+    """Build a board's bitstream in a temporary directory (gone after the module's tests)."""
+    board = BOARDS[name]
+    with tempfile.TemporaryDirectory(prefix=f"wiretick-test-{name}-") as tmp:
+        yield board, build_board(board.plan(seed=1), Path(tmp), Part(board.device, board.package, int(board.speed)),
+                                 seed=1, board=name, progress=Progress(quiet=True))
+
+
+@pytest.fixture(scope="module")
+def versa_build():
+    yield from _board_build("versa-ecp5-5g")
+
+
+@pytest.fixture(scope="module")
+def colorlight_build():
+    yield from _board_build("colorlight-5a75b")
+
+
+def _check_build(board, build) -> None:
+    """Bitstream, logs and summary written; every clock of the design timed and met; the
+    resources reported and within the part."""
+    assert build.bitstream == build.out_dir / f"{board.top_name}.bit" and build.bitstream.stat().st_size > 100_000
+    for f in ("yosys.log", "nextpnr.log", "ecppack.log", "report.json", "summary.txt"):
+        assert (build.out_dir / f).exists(), f
+    summary = json.loads((build.out_dir / "summary.json").read_text())
+    assert summary == build.summary()
+    print(build.summary_text())         # the figures, shown by pytest -rP (docs/hardware.md)
+    # every domain by its name: a clock missing from nextpnr's report (unconstrained, or
+    # named by a net we do not map) fails here
+    assert set(summary["clocks"]) == set(board.clocks), summary["clocks"]
+    missed = {n: c for n, c in summary["clocks"].items() if not c["met"]}
+    assert not missed, f"{board.name}: {missed}; critical path {summary['critical_path']}"
+    for name, c in summary["clocks"].items():
+        assert c["constraint_mhz"] == pytest.approx(board.clocks[name]), name
+        assert c["achieved_mhz"] >= c["constraint_mhz"], name
+    assert summary["timing_met"]
+    res = summary["resources"]
+    assert {k: u["available"] for k, u in res.items()} == PART_RESOURCES[board.name]
+    for k in ("lut4", "ff", "bram"):
+        assert 0 < res[k]["used"] <= res[k]["available"], (k, res[k])
+    assert res["dsp"]["used"] <= res["dsp"]["available"]
+    assert set(summary["times_s"]) == {"yosys", "nextpnr-ecp5", "ecppack", "total"}
+    text = (build.out_dir / "summary.txt").read_text()
+    for name in board.clocks:
+        assert re.search(rf"^  {name} +[0-9.]+ +[0-9.]+  met$", text, re.M), name
+
+
+@pytest.mark.slow
+def test_versa_bitstream_meets_every_clock(versa_build):
+    _check_build(*versa_build)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get("WIRETICK_TEST_ALL_BOARDS"),
+                    reason="CI builds the Versa only (a board build takes 3.5-8 min of a core; and the "
+                           "Colorlight misses 125 MHz today, docs/hardware.md): set WIRETICK_TEST_ALL_BOARDS=1")
+def test_colorlight_fits_and_meets_every_clock(colorlight_build):
+    _check_build(*colorlight_build)
