@@ -41,6 +41,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable, Sequence, TextIO
 
+from tqdm import tqdm
+
 from wiretick.host.errors import ToolError
 
 __all__ = [
@@ -139,12 +141,12 @@ def find_tool(name: str, environ: dict[str, str] | None = None) -> list[str]:
 # =========================================================================== progress
 
 class Progress:
-    """Which tool runs and for how long, on a stream (stderr).
+    """Which tool runs and for how long, on a stream (stderr), through tqdm.
 
-    On a terminal, one line redrawn every second names every running step and its
-    elapsed time; each finished step leaves one line.  On anything else, only the
-    line of each finished step.  ``quiet`` writes nothing.  Safe to share between
-    threads (seeds placed and routed in parallel).
+    On a terminal, a line per running step (tqdm's, redrawn about once a second)
+    names it with its elapsed time; each finished step leaves one line.  On anything
+    else, only the line of each finished step.  ``quiet`` writes nothing.  Safe to
+    share between threads (seeds placed and routed in parallel).
     """
 
     def __init__(self, stream: TextIO | None = None, *, quiet: bool = False, live: bool | None = None):
@@ -154,7 +156,7 @@ class Progress:
             isatty = getattr(self.stream, "isatty", None)
             live = bool(isatty and isatty())
         self.live = live and not quiet
-        self._running: dict[int, tuple[str, float]] = {}
+        self._running: dict[int, tuple[str, float, tqdm]] = {}
         self._lock = threading.Lock()
         self._drawn = 0.0
         self._next = 0
@@ -163,37 +165,35 @@ class Progress:
         with self._lock:
             key = self._next
             self._next += 1
-            self._running[key] = (label, time.monotonic())
-            self._draw(force=True)
+            bar = tqdm(total=None, desc=label, file=self.stream, bar_format="{desc} {elapsed}", leave=False,
+                       disable=not self.live, mininterval=1.0)
+            self._running[key] = (label, time.monotonic(), bar)
             return key
 
     def tick(self) -> None:
+        """Move the elapsed times on (a caller waiting for a tool calls this now and then)."""
         with self._lock:
-            self._draw(force=False)
+            now = time.monotonic()
+            if not self.live or now - self._drawn < 1.0:
+                return
+            self._drawn = now
+            for _label, _t0, bar in self._running.values():
+                bar.refresh()
 
     def finish(self, key: int, outcome: str = "done") -> float:
         """End a step; returns its elapsed seconds."""
         with self._lock:
-            label, t0 = self._running.pop(key)
+            label, t0, bar = self._running.pop(key)
             elapsed = time.monotonic() - t0
+            bar.close()
             if not self.quiet:
-                clear = "\r\033[K" if self.live else ""
-                self.stream.write(f"{clear}{label}: {outcome} in {_clock(elapsed)}\n")
-                self._draw(force=True)
-                self.stream.flush()
+                line = f"{label}: {outcome} in {_clock(elapsed)}"
+                if self.live:
+                    tqdm.write(line, file=self.stream)
+                else:
+                    self.stream.write(line + "\n")
+                    self.stream.flush()
             return elapsed
-
-    def _draw(self, force: bool) -> None:
-        if not self.live:
-            return
-        now = time.monotonic()
-        if not force and now - self._drawn < 1.0:
-            return
-        self._drawn = now
-        text = " | ".join(f"{label} {_clock(now - t0)}" for label, t0 in self._running.values())
-        width = shutil.get_terminal_size((100, 20)).columns - 1
-        self.stream.write("\r\033[K" + text[:width])
-        self.stream.flush()
 
 
 def _clock(seconds: float) -> str:
@@ -502,8 +502,9 @@ def parse_report(report: Path | str | dict, modules: dict[str, str] | None = Non
 #: What nextpnr-ecp5 puts before a clock net it promotes to a global network.
 _GLOBAL_NET_PREFIX = "$glbnet$"
 
-#: Amaranth's name for a clock domain's clock signal: ``clk`` for ``sync``, else ``<domain>_clk``.
-_DOMAIN_CLOCK = re.compile(r"(?:(\w+)_)?clk")
+#: Amaranth's name for a clock domain's clock signal: ``clk`` for ``sync``, else ``<domain>_clk``; a
+#: platform's default domain is in a submodule ``cd_<domain>``.
+_DOMAIN_CLOCK = re.compile(r"(?:cd_\w+\.)?(?:(\w+)_)?clk")
 
 
 def clock_domain_names(netlist: Path | str | dict, top: str, clocks: Iterable[str]) -> dict[str, str]:

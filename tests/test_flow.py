@@ -7,6 +7,7 @@ first-run compile); the core's own build is tests/test_build_core.py (slow).
 from __future__ import annotations
 
 import io
+import re
 import json
 import sys
 
@@ -76,14 +77,17 @@ def test_progress_off_a_terminal_is_one_line_a_step_and_quiet_is_silent(tmp_path
     assert quiet.getvalue() == ""
 
 
-def test_progress_on_a_terminal_redraws_one_line():
+def test_progress_on_a_terminal_draws_each_running_step_and_a_line_when_it_ends():
     out = io.StringIO()
     p = Progress(out, live=True)
-    k = p.start("nextpnr-ecp5 core seed 1")
-    p.finish(k)
-    text = out.getvalue()
-    assert text.startswith("\r\033[Knextpnr-ecp5 core seed 1 ")
-    assert text.count("\n") == 1 and "nextpnr-ecp5 core seed 1: done in" in text
+    a, b = p.start("nextpnr-ecp5 core seed 1"), p.start("nextpnr-ecp5 core seed 2")
+    drawn = out.getvalue()
+    assert "nextpnr-ecp5 core seed 1 00:00" in drawn and "nextpnr-ecp5 core seed 2 00:00" in drawn
+    p.finish(a)
+    p.finish(b)
+    text = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", out.getvalue())         # (tqdm's cursor moves)
+    done = [line for line in text.replace("\r", "\n").splitlines() if ": done in " in line]
+    assert [line.split(":")[0].strip() for line in done] == ["nextpnr-ecp5 core seed 1", "nextpnr-ecp5 core seed 2"]
 
 
 # ---------------------------------------------------------------- failures
