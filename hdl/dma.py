@@ -329,10 +329,8 @@ class TickDMA(wiring.Component):
         w_entry = Signal(entry_layout)
         p = self.i_ticks.payload.as_value()
         offered = Signal()                      # a tick arrives while running
-        # The write strobe and the entry's tick flag are single expressions, not
-        # branches: a Verilog simulator then computes them from time 0 (Icarus runs a
-        # combinational ``always`` block only once one of its inputs changes, and
-        # these inputs are all registers that a reset leaves as they started).
+        # The write strobe: a tick, or a drop-only entry carrying the count of ticks
+        # dropped since the last entry.
         m.d.comb += [
             offered.eq(running & self.i_ticks.valid),
             w_entry.body.eq(Cat(p[_SEQ_BITS:_LAP_LO], p[_LAP_HI:])),
