@@ -2,8 +2,8 @@
 
 ::
 
-    rx_data[4], rx_ctl ─▶ [DELAYG] ─▶ IDDRX1F ─▶ SFD hunt, CRC-32, FCS strip ─▶ gearbox ─▶ AsyncFIFO ─▶ o_mac
-    (PHY rx clock: the ``rx_domain``)                                          8 bytes    (``domain``)
+    rx_data[4], rx_ctl ─▶ [DELAYG] ─▶ IDDRX1F ─▶ SFD hunt, CRC-32, FCS strip ─▶ gearbox ─▶ async FIFO ─▶ o_mac
+    (PHY rx clock: the ``rx_domain``)                                          8 bytes     (``domain``)
 
 RGMII (v2.0) at 1 Gb/s sends a byte per cycle of the PHY's 125 MHz receive clock:
 bits 3..0 on the rising edge, bits 7..4 on the falling edge; ``RX_CTL`` carries
@@ -26,13 +26,15 @@ delivers nothing.
 
 Overflow
 --------
-The clock crossing is an :class:`~amaranth.lib.fifo.AsyncFIFO` of ``fifo_depth``
-beats.  At each SFD the front end checks that the FIFO has room for the longest
-frame (``max_frame`` bytes); if not, the whole frame is dropped (nothing of it
-enters the FIFO) and counted in ``dropped``.  The consumer therefore never sees
-part of a frame: every frame it sees is whole and ends with ``last``.  With a
-consumer that is always ready at one beat per cycle and a core clock above
-15.6 MHz (1 Gb/s in 8-byte beats) the FIFO never holds more than a few beats.
+The clock crossing is an asynchronous FIFO of ``fifo_depth`` beats
+(:class:`_FrameCrossing`).  At each SFD the front end checks that the FIFO has room
+for the longest frame (``max_frame`` bytes); if not, the whole frame is dropped
+(nothing of it enters the FIFO) and counted in ``dropped``.  That check is the only
+guard against overflow: the FIFO writes whatever it is given, so that its write side
+is registers only.  The consumer therefore never sees part of a frame: every frame it
+sees is whole and ends with ``last``.  With a consumer that is always ready at one
+beat per cycle and a core clock above 15.6 MHz (1 Gb/s in 8-byte beats) the FIFO
+never holds more than a few beats.
 
 Counters
 --------
@@ -50,11 +52,12 @@ import zlib
 from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import enum, stream, wiring
 from amaranth.lib.cdc import FFSynchronizer
-from amaranth.lib.fifo import AsyncFIFO
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .common import mac_beat_layout
 from .ecp5io import DELAYG, IDDRX1F
+from .gray import gray_decode, gray_encode, gray_pointers
 
 __all__ = ["RGMIIRx", "RGMIIPinsSignature", "crc32_step", "CRC_RESIDUE", "rgmii_symbols", "drive_rgmii",
            "with_fcs", "RGMII_PERIOD"]
@@ -117,6 +120,60 @@ class RGMIIPinsSignature(wiring.Signature):
 
     def __init__(self):
         super().__init__({"rx_clk": Out(1), "rx_ctl": Out(1), "rx_data": Out(4)})
+
+
+class _FrameCrossing(wiring.Component):
+    """An asynchronous FIFO whose write side is registers only: ``w_en`` writes, unconditionally.
+
+    Amaranth's :class:`~amaranth.lib.fifo.AsyncFIFO` writes on ``w_en & w_rdy``: its full
+    compare (the synchronised Gray read pointer against the write pointer), the pointer
+    adder and the Gray encoder of the next write pointer were one path, the receive
+    clock's critical path on the Colorlight (7.3-8.2 ns at speed 6, against 8).  Here
+    the writer owns the room: it writes only when it has made sure there is room, from
+    ``w_level`` (see :class:`RGMIIRx`: a frame is admitted only when the FIFO can hold it
+    whole), so no full flag is needed.  ``w_level`` is registered from registers (the
+    read pointer decoded a cycle after its synchroniser): it leaves out the writes of its
+    last cycle, and counts beats the reader has already taken a few cycles longer (the
+    safe side).
+
+    The read side is AsyncFIFO's: ``r_data`` is the block RAM's output at the read
+    pointer, ``r_rdy`` when it holds a beat, ``r_en`` takes it.  Pointers are Gray-coded
+    across the domains (one more bit than the address).  Both domains must be reset
+    together (the board resets every domain while its PLL is not locked).
+    """
+
+    def __init__(self, width: int, depth: int, *, w_domain: str, r_domain: str):
+        self.depth = depth
+        self.w_domain = w_domain
+        self.r_domain = r_domain
+        super().__init__({
+            "w_data": In(width), "w_en": In(1), "w_level": Out(range(depth + 1)),
+            "r_data": Out(width), "r_rdy": Out(1), "r_en": In(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        bits = self.depth.bit_length()                  # address bits + 1
+        wr, rd = m.d[self.w_domain], m.d[self.r_domain]
+        m.submodules.storage = mem = Memory(shape=len(self.w_data), depth=self.depth, init=[])
+        w_port = mem.write_port(domain=self.w_domain)
+        r_port = mem.read_port(domain=self.r_domain)
+
+        p = gray_pointers(m, bits, w_domain=self.w_domain, r_domain=self.r_domain)
+
+        # write side: every signal below is a register or a register plus a constant
+        w_next = (p.w_bin + self.w_en)[:bits]
+        m.d.comb += [w_port.addr.eq(p.w_bin[:-1]), w_port.data.eq(self.w_data), w_port.en.eq(self.w_en)]
+        wr += [p.w_bin.eq(w_next), p.w_gry.eq(gray_encode(w_next))]
+        r_bin_w = Signal(bits)
+        wr += [r_bin_w.eq(gray_decode(p.r_gry_w)), self.w_level.eq((p.w_bin - r_bin_w)[:bits])]
+
+        # read side
+        m.d.comb += self.r_rdy.eq(p.r_gry != p.w_gry_r)
+        r_next = (p.r_bin + (self.r_en & self.r_rdy))[:bits]
+        rd += [p.r_bin.eq(r_next), p.r_gry.eq(gray_encode(r_next))]
+        m.d.comb += [r_port.addr.eq(r_next[:-1]), self.r_data.eq(r_port.data)]
+        return m
 
 
 class _State(enum.Enum, shape=2):
@@ -218,9 +275,14 @@ class RGMIIRx(wiring.Component):
         out_empty = Signal()                          # ...with no byte besides the FCS
         drop_pulse = Signal()
 
-        fifo = AsyncFIFO(width=mac_beat_layout(8).size, depth=self.fifo_depth,
-                         r_domain=self.domain, w_domain=self.rx_domain)
+        fifo = _FrameCrossing(mac_beat_layout(8).size, self.fifo_depth, w_domain=self.rx_domain, r_domain=self.domain)
         m.submodules.fifo = fifo
+        # Room for a whole frame (at most max_beats beats), as seen at an SFD.  room is a
+        # cycle behind w_level, which leaves out its own last cycle's write, and the
+        # previous frame's last pushes may come up to two cycles after the SFD (a one-cycle
+        # gap): the writes of those four cycles are not counted.  At most two pushes fall
+        # in any four cycles (full beats are eight cycles apart, the closing beat follows
+        # the last), so two beats spare make the FIFO never overflow (it has no full flag).
         room = Signal()
         rx += room.eq(fifo.w_level <= self.fifo_depth - (self.max_beats + 2))
 
@@ -261,7 +323,10 @@ class RGMIIRx(wiring.Component):
         acc = Signal(64)
         cnt = Signal(range(9))
         first = Signal(init=1)
-        pushed = Signal(range(self.max_beats + 1))   # beats of this frame already in the FIFO
+        pushed = Signal(range(self.max_beats))       # beats of this frame already in the FIFO
+        # pushed == max_beats - 1, as a register: the compare on pushed drove the enables
+        # of the 64 accumulator flip-flops (the receive clock's next path out of context, 6.1 ns).
+        at_limit = Signal(init=self.max_beats == 1)
         cut = Signal()                                # frame longer than max_frame: rest discarded
         beat = Signal(mac_beat_layout(8))
         push = Signal()
@@ -274,12 +339,13 @@ class RGMIIRx(wiring.Component):
         lanes = [acc.word_select(k, 8) for k in range(8)]
         with m.If(out_valid & ~cut):
             with m.If(cnt == 8):
-                with m.If(pushed == self.max_beats - 1):
+                with m.If(at_limit):
                     rx += cut.eq(1)                   # keep the last slot for the closing beat
                 with m.Else():
                     rx += [
                         beat.data.eq(acc), beat.nbytes.eq(8), beat.first.eq(first), beat.last.eq(0),
                         beat.error.eq(0), push.eq(1), first.eq(0), pushed.eq(pushed + 1),
+                        at_limit.eq(pushed == self.max_beats - 2),
                         acc.eq(out_byte), cnt.eq(1),
                     ]
             with m.Else():
@@ -289,7 +355,7 @@ class RGMIIRx(wiring.Component):
                             rx += lanes[k].eq(out_byte)
                 rx += cnt.eq(cnt + 1)
         with m.If(out_end):
-            rx += [first.eq(1), pushed.eq(0), cut.eq(0), cnt.eq(0)]
+            rx += [first.eq(1), pushed.eq(0), at_limit.eq(self.max_beats == 1), cut.eq(0), cnt.eq(0)]
             with m.If(out_empty):
                 rx += n_bad.eq(n_bad + 1)
             with m.Else():
@@ -317,14 +383,11 @@ class RGMIIRx(wiring.Component):
 
     def _gray_cross(self, m, name, count, out):
         gray = Signal(32, name=f"{name}_gray")
-        m.d[self.rx_domain] += gray.eq(count ^ (count >> 1))     # of the value after this update
+        m.d[self.rx_domain] += gray.eq(gray_encode(count))       # of the value after this update
         # (registered from the counter: one cycle late, never a glitch across bits)
         synced = Signal(32, name=f"{name}_gray_sync")
         m.submodules[f"{name}_sync"] = FFSynchronizer(gray, synced, o_domain=self.domain)
-        binary = [synced[31]]
-        for i in range(30, -1, -1):
-            binary.insert(0, binary[0] ^ synced[i])
-        m.d[self.domain] += out.eq(Cat(*binary))
+        m.d[self.domain] += out.eq(gray_decode(synced))
 
 
 # =========================================================================== simulation helpers

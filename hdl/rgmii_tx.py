@@ -26,13 +26,13 @@ from __future__ import annotations
 
 from amaranth.hdl import Const, DomainRenamer, Module, Mux, Signal
 from amaranth.lib import crc, enum, stream, wiring
-from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.memory import Memory
 from amaranth.lib.crc.catalog import CRC32_ETHERNET
 from amaranth.lib.wiring import In, Out
 
 from .common import mac_beat_layout
 from .ecp5io import ODDRX1F
+from .gray import gray_encode, gray_pointers
 
 __all__ = ["RGMIITransmitter", "MIN_FRAME", "PREAMBLE"]
 
@@ -49,10 +49,6 @@ class _S(enum.Enum, shape=3):
     PAD = 3
     FCS = 4
     GAP = 5
-
-
-def _gray(x):
-    return x ^ (x >> 1)
 
 
 class _BeatCrossing(wiring.Component):
@@ -91,29 +87,22 @@ class _BeatCrossing(wiring.Component):
         w_port = mem.write_port(domain="sync")
         r_port = mem.read_port(domain="comb")
 
-        w_bin = Signal(bits)
-        w_gry = Signal(bits)
-        r_bin = Signal(bits)
-        r_gry = Signal(bits)
-        r_gry_w = Signal(bits)                         # the read pointer, in the write domain
-        w_gry_r = Signal(bits)                         # the write pointer, in the read domain
-        m.submodules.r_to_w = FFSynchronizer(r_gry, r_gry_w, o_domain="sync")
-        m.submodules.w_to_r = FFSynchronizer(w_gry, w_gry_r, o_domain=self.r_domain)
-
+        p = gray_pointers(m, bits, w_domain="sync", r_domain=self.r_domain)
         full = Signal()
         m.d.comb += [
-            full.eq((w_gry[-1] != r_gry_w[-1]) & (w_gry[-2] != r_gry_w[-2]) & (w_gry[:-2] == r_gry_w[:-2])),
+            full.eq((p.w_gry[-1] != p.r_gry_w[-1]) & (p.w_gry[-2] != p.r_gry_w[-2])
+                    & (p.w_gry[:-2] == p.r_gry_w[:-2])),
             self.w_rdy.eq(~full),
         ]
         do_write = self.w_en & ~full
-        w_next = w_bin + do_write
-        m.d.comb += [w_port.addr.eq(w_bin[:-1]), w_port.data.eq(self.w_data), w_port.en.eq(do_write)]
-        m.d.sync += [w_bin.eq(w_next), w_gry.eq(_gray(w_next[:bits]))]
+        w_next = p.w_bin + do_write
+        m.d.comb += [w_port.addr.eq(p.w_bin[:-1]), w_port.data.eq(self.w_data), w_port.en.eq(do_write)]
+        m.d.sync += [p.w_bin.eq(w_next), p.w_gry.eq(gray_encode(w_next[:bits]))]
 
-        m.d.comb += r_port.addr.eq(r_bin[:-1])
-        with m.If(~self.r_valid & (r_gry != w_gry_r)):
-            r_next = (r_bin + 1)[:bits]
-            rd += [self.r_data.eq(r_port.data), self.r_valid.eq(1), r_bin.eq(r_next), r_gry.eq(_gray(r_next))]
+        m.d.comb += r_port.addr.eq(p.r_bin[:-1])
+        with m.If(~self.r_valid & (p.r_gry != p.w_gry_r)):
+            r_next = (p.r_bin + 1)[:bits]
+            rd += [self.r_data.eq(r_port.data), self.r_valid.eq(1), p.r_bin.eq(r_next), p.r_gry.eq(gray_encode(r_next))]
         with m.Elif(self.r_take):
             rd += self.r_valid.eq(0)
         return m

@@ -191,6 +191,22 @@ def test_back_pressure_drops_whole_frames_and_counts_them():
     assert len(got) == counters["frames"]
 
 
+@pytest.mark.parametrize("second", [9, 12, 16, 17])
+def test_frames_admitted_at_the_closest_spacing_never_overflow_the_crossing(second):
+    # The FIFO has no full flag: the room check at each SFD is all that keeps it from
+    # overflowing.  With the consumer stalled, a 7-beat frame, a 2-beat one and two
+    # longest (8-beat) ones, one idle cycle apart with no preamble, so that the short
+    # frame's beats are still on their way when the third SFD is judged: the smallest
+    # FIFO allowed (16 beats) then holds 9 or 10, and the third frame must be dropped whole,
+    # not overwrite the first (one beat fewer spare in the room check, and it would).
+    rng = random.Random(second)
+    frames = [bytes(rng.randrange(256) for _ in range(n)) for n in (56, second, 64, 64)]
+    syms = rgmii_symbols(frames, preamble=0, gap=1)
+    got, counters, _ = _run(frames, symbols=syms, max_frame=64, fifo_depth=16, ready=lambda c: c > 120, tail=400)
+    assert got == [(frames[0], False), (frames[1], False)]
+    assert counters == {"frames": 2, "bad": 0, "dropped": 2}
+
+
 def test_fifo_depth_must_hold_a_whole_frame():
     with pytest.raises(ValueError, match="power of 2"):
         RGMIIRx(fifo_depth=100)
