@@ -21,14 +21,21 @@ def gray_encode(x: Value) -> Value:
     return x ^ (x >> 1)
 
 
-def gray_decode(gray: Value) -> Value:
+def gray_decode(gray: Value, *, balanced: bool = False) -> Value:
     """Binary of a Gray-coded value: each bit the XOR of the Gray bits at and above it.
 
-    Each bit is its own XOR reduction, a tree of LUTs; a chain (each bit from the one
-    above) was mapped as a chain, 6 LUTs deep for 10 bits (a receive clock's path on
-    the Colorlight).
+    By default a chain, each bit from the one above: few LUTs, but as deep as it is
+    long (6 LUTs for 10 bits, a receive clock's path on the Colorlight).  ``balanced``
+    makes each bit its own XOR reduction, a tree of LUTs: shallow, for a FIFO pointer
+    on a fast clock, but larger (the receive front end's three 32-bit counters, decoded
+    at the core clock where depth does not matter, took 34 LUT4 more that way).
     """
-    return Cat(*(gray[i:].xor() for i in range(len(gray))))
+    if balanced:
+        return Cat(*(gray[i:].xor() for i in range(len(gray))))
+    bits = [gray[-1]]
+    for i in range(len(gray) - 2, -1, -1):
+        bits.insert(0, bits[0] ^ gray[i])
+    return Cat(*bits)
 
 
 @dataclass(frozen=True)

@@ -166,7 +166,7 @@ class _FrameCrossing(wiring.Component):
         m.d.comb += [w_port.addr.eq(p.w_bin[:-1]), w_port.data.eq(self.w_data), w_port.en.eq(self.w_en)]
         wr += [p.w_bin.eq(w_next), p.w_gry.eq(gray_encode(w_next))]
         r_bin_w = Signal(bits)
-        wr += [r_bin_w.eq(gray_decode(p.r_gry_w)), self.w_level.eq((p.w_bin - r_bin_w)[:bits])]
+        wr += [r_bin_w.eq(gray_decode(p.r_gry_w, balanced=True)), self.w_level.eq((p.w_bin - r_bin_w)[:bits])]
 
         # read side
         m.d.comb += self.r_rdy.eq(p.r_gry != p.w_gry_r)
