@@ -328,22 +328,32 @@ class TickDMA(wiring.Component):
         # ---------------------------------------------------------- input: queue or drop
         w_entry = Signal(entry_layout)
         p = self.i_ticks.payload.as_value()
-        offered = Signal()                      # a tick arrives while running
+        # The input is registered before the queue: the parser's tick register and the
+        # queue's block RAMs are placed apart, and the write strobe fans out to all of
+        # them, so the route between the two takes a cycle of its own.
+        offered = Signal()                      # a tick arrived while running, a cycle ago
+        in_body = Signal(len(w_entry.body), reset_less=True)
+        m.d.sync += [offered.eq(running & self.i_ticks.valid),
+                     in_body.eq(Cat(p[_SEQ_BITS:_LAP_LO], p[_LAP_HI:]))]
+        drop_now = Signal()                     # the tick that arrived finds the queue full
         # The write strobe: a tick, or a drop-only entry carrying the count of ticks
         # dropped since the last entry.
         m.d.comb += [
-            offered.eq(running & self.i_ticks.valid),
-            w_entry.body.eq(Cat(p[_SEQ_BITS:_LAP_LO], p[_LAP_HI:])),
+            drop_now.eq(offered & ~w_rdy),
+            w_entry.body.eq(in_body),
             w_entry.drops.eq(pending),
             w_entry.has_drops.eq(pending_nz),
             w_entry.has_tick.eq(offered),
             q_wen.eq(w_rdy & (offered | (active & pending_nz))),   # a tick, or a drop-only entry
             q_wr.data.eq(w_entry),
         ]
-        with m.If(offered & ~w_rdy):
-            m.d.sync += [pending.eq(pending + 1), pending_nz.eq(1), dropped.eq(dropped + 1)]
-        with m.Elif(q_wen):
-            m.d.sync += [pending.eq(0), pending_nz.eq(0)]
+        # Counters add their increment every cycle (no enable): a carry chain and
+        # nothing else, where Yosys put a LUT per bit before an enabled counter.
+        m.d.sync += [
+            pending.eq(Mux(q_wen, 0, pending) + drop_now),     # (q_wen and drop_now exclude each other)
+            pending_nz.eq(Mux(q_wen, 0, pending_nz) | drop_now),
+            dropped.eq(dropped + drop_now),
+        ]
 
         # ---------------------------------------------------------- the write in progress
         # ``awv``/``wv`` are AWVALID/WVALID themselves: the write is in progress while
@@ -406,23 +416,37 @@ class TickDMA(wiring.Component):
                     m.d.sync += [beat.eq(beat + 1), last_beat.eq(beat == self.beats - 2)]
 
         # ---------------------------------------------------------- responses
-        # One bit per write waiting for its B response: 1 = a ring slot, 0 = the shadow head.
+        # One bit per write waiting for its B response: 1 = a ring slot, 0 = the shadow
+        # head.  A write enters it the cycle after it is loaded (``push``), off the
+        # decision: its B response comes a cycle after its W handshake at the earliest,
+        # which is a cycle after the load.
         m.submodules.inflight = inflight = fifo.SyncFIFO(width=1, depth=self.max_outstanding)
-        # ``room``: a write may be loaded (one fewer outstanding than the limit, counting
-        # the one loaded and the one answered in this cycle), as a register.
-        room = Signal(init=1)
-        b_inc = inflight.w_en & ~(bus.bvalid & inflight.r_rdy)
-        b_dec = ~inflight.w_en & bus.bvalid & inflight.r_rdy
-        m.d.sync += room.eq(Mux(b_inc, inflight.level < self.max_outstanding - 1,
-                                Mux(b_dec, 1, inflight.level < self.max_outstanding)))
+        push = Signal()
+        push_ring = Signal()
+        m.d.comb += [inflight.w_en.eq(push), inflight.w_data.eq(push_ring)]
+        # Writes loaded and not yet answered, as a thermometer code (``out[i]``: more than
+        # ``i``): each bit's next value is one LUT of the load decision, the response and
+        # its neighbours, and ``room`` (fewer than ``max_outstanding``) is one of them.
+        n_out = self.max_outstanding
+        out = Signal(n_out)
+        load = Signal()                         # a write (a slot or the shadow head) is loaded
+        pop = Signal()
+        m.d.comb += pop.eq(bus.bvalid & inflight.r_rdy)
+        up, down = load & ~pop, pop & ~load
+        for i in range(n_out):
+            below = 1 if i == 0 else out[i - 1]
+            above = 0 if i == n_out - 1 else out[i + 1]
+            m.d.sync += out[i].eq(Mux(up, below, Mux(down, above, out[i])))
+        room = ~out[n_out - 1]
         ack_ring = Signal()
-        m.d.comb += ack_ring.eq(bus.bvalid & inflight.r_rdy & inflight.r_data)
-        with m.If(bus.bvalid):
-            m.d.comb += inflight.r_en.eq(1)
-            with m.If(ack_ring):
-                m.d.sync += head.eq(head + 1)
-            with m.If((bus.bresp == RESP_SLVERR) | (bus.bresp == RESP_DECERR)):
-                m.d.sync += bus_errors.eq(bus_errors + 1)
+        m.d.comb += [
+            ack_ring.eq(pop & inflight.r_data),
+            inflight.r_en.eq(bus.bvalid),
+        ]
+        m.d.sync += [
+            head.eq(head + ack_ring),
+            bus_errors.eq(bus_errors + (bus.bvalid & ((bus.bresp == RESP_SLVERR) | (bus.bresp == RESP_DECERR)))),
+        ]
 
         # ---------------------------------------------------------- the shadow head
         # ``lag`` = head - shadowed (saturating in its top bit), ``behind`` = lag != 0,
@@ -434,8 +458,8 @@ class TickDMA(wiring.Component):
         shadow_load = Signal()
         idle = Signal()
         idle_late = Signal()                    # idle one cycle ago: what starts an idle shadow write
-        m.d.comb += idle.eq(~q_any & ~do_valid & ~nxt_valid & ~pend_tick & ~cur_valid
-                            & ~inflight.r_rdy & ~pending_nz)
+        m.d.comb += idle.eq(~offered & ~q_any & ~do_valid & ~nxt_valid & ~pend_tick & ~cur_valid
+                            & ~out[0] & ~pending_nz)
         m.d.sync += idle_late.eq(idle)
         with m.If(shadow_load):
             m.d.sync += [lag.eq(ack_ring), behind.eq(ack_ring)]
@@ -473,12 +497,11 @@ class TickDMA(wiring.Component):
         can_load = free & ready_to_load
         # Statistics take their increment a cycle late (off the decision path).
         event_loaded = Signal()
-        m.d.sync += event_loaded.eq(0)
-        with m.If(event_loaded):
-            m.d.sync += drop_events.eq(drop_events + 1)
+        m.d.sync += [event_loaded.eq(0), drop_events.eq(drop_events + event_loaded)]
+        m.d.comb += load.eq(shadow_load | slot_load)
+        m.d.sync += [push.eq(load), push_ring.eq(slot_load)]
 
         def load_slot(is_event):
-            m.d.comb += [inflight.w_en.eq(1), inflight.w_data.eq(1)]
             m.d.sync += [
                 awv.eq(1), wv.eq(1), cur_shadow.eq(0), cur_event.eq(is_event),
                 last_beat.eq(self.beats == 1),
@@ -495,7 +518,6 @@ class TickDMA(wiring.Component):
                 m.d.sync += [slot.eq(slot + 1), left.eq(left - 1), at_last.eq(left == 1)]
 
         with m.If(shadow_load):
-            m.d.comb += inflight.w_en.eq(1)          # w_data 0: the shadow head
             m.d.sync += [
                 awv.eq(1), wv.eq(1), cur_shadow.eq(1), cur_event.eq(0),
                 cur_addr.eq(Cat(Const(0, 3), sh_addr)),
@@ -530,6 +552,17 @@ class TickDMA(wiring.Component):
         ]
         go = Signal()
         m.d.comb += [go.eq(self.enable & en_q.all()), self.starting.eq((state == DMAState.OFF) & go)]
+        # The run state and the statistics are cleared by one condition of their own,
+        # outside the state machine's switch: Yosys then makes it the flip-flops'
+        # synchronous reset (a clear inside the switch costs a LUT per bit).
+        with m.If(self.starting & ~misaligned):
+            m.d.sync += [
+                seq.eq(0), slot.eq(0), lap_next.eq(0),
+                pending.eq(0), pending_nz.eq(0), pend_tick.eq(0),
+                lag.eq(0), behind.eq(0), hit.eq(0),
+                head.eq(0), dropped.eq(0), drop_events.eq(0), event_loaded.eq(0),
+                bus_errors.eq(0),
+            ]
         lane_bits = burst_size(dw) - 3
         with m.Switch(state):
             with m.Case(DMAState.OFF):
@@ -546,11 +579,6 @@ class TickDMA(wiring.Component):
                             sh_addr.eq(self.shadow_addr[3:]),
                             interval.eq(self.shadow_interval),
                             interval_nz.eq(self.shadow_interval != 0),
-                            seq.eq(0), slot.eq(0), lap_next.eq(0),
-                            pending.eq(0), pending_nz.eq(0), shadowed.eq(0), pend_tick.eq(0),
-                            lag.eq(0), behind.eq(0), hit.eq(0),
-                            head.eq(0), dropped.eq(0), drop_events.eq(0), event_loaded.eq(0),
-                            bus_errors.eq(0),
                         ]
                         if lane_bits > 0:
                             m.d.sync += sh_strb.eq(Const(0xFF, dw // 8) << (self.shadow_addr[3:3 + lane_bits] * 8))
