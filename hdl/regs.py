@@ -69,8 +69,8 @@ class RegisterFile(wiring.Component):
         latch happens on that cycle, before the write's B response can reach the host).
 
     Reads take three cycles from the AR handshake: the word address is registered,
-    then a word is selected within each group of 16 words into a register, then the
-    group is selected.
+    then a word is selected within each group of 16 words into a register (zero in
+    every group but the address's), then the groups are ORed.
     """
 
     def __init__(self, *, ns_per_cycle=4, counter_bits: int = 64, dma_data_width: int = 512,
@@ -176,7 +176,7 @@ class RegisterFile(wiring.Component):
         # The AR handshake registers the word address; the next cycle selects a word
         # within each group of 16 (a binary multiplexer tree; unmapped words are
         # constant 0 and fold away, as do groups with nothing mapped) into a register
-        # per group, and the cycle after selects the group.  ``snap`` words read 0
+        # per group, and the cycle after ORs the groups.  ``snap`` words read 0
         # until the first snapshot after reset.  The data is on R three cycles after
         # the AR handshake.
         n_words = 1 << (MAP_SIZE - 1).bit_length() - 2
@@ -225,24 +225,28 @@ class RegisterFile(wiring.Component):
             # low address bits only when the address is in its group (zero otherwise,
             # when its output is not used): a function of its own.
             sel = Signal(low, name=f"raddr_g{g // group_words}")
+            hit = Signal(name=f"rhit_g{g // group_words}")
             in_group = bus.araddr[2 + low:2 + len(raddr)] == g // group_words
             with m.If(bus.arvalid & bus.arready):
-                m.d.sync += sel.eq(Mux(in_group, bus.araddr[2:2 + low], 0))
+                m.d.sync += [sel.eq(Mux(in_group, bus.araddr[2:2 + low], 0)), hit.eq(in_group)]
             value = tree(word_at[g:g + group_words], sel, low - 1)
+            # A group's register holds its word only when the address is in the group
+            # (the flip-flops' own synchronous reset clears it otherwise), so the
+            # groups are ORed rather than selected.
             reg = Signal(32, name=f"rgroup{g // group_words}")
-            m.d.sync += reg.eq(value)
+            m.d.sync += reg.eq(Mux(hit, value, 0))
             group_at.append(reg)
-        rhigh = Signal(len(raddr) - low)
         zero = Signal()                 # outside the map, or a snap word before the first snapshot
         is_snap = Value.cast(tree(snap_at, raddr, len(raddr) - 1))
         with m.If(bus.arvalid & bus.arready):
             m.d.sync += [raddr.eq(bus.araddr[2:]), rpend.eq(1),
                          outside.eq(bus.araddr[2 + len(raddr):] != 0)]
         with m.If(rpend):
-            m.d.sync += [rpend.eq(0), rstage.eq(1), rhigh.eq(raddr[low:]),
-                         zero.eq(outside | (is_snap & ~snapped))]
+            m.d.sync += [rpend.eq(0), rstage.eq(1), zero.eq(outside | (is_snap & ~snapped))]
         with m.If(rstage):
-            word = tree(group_at, rhigh, len(rhigh) - 1) if len(rhigh) else group_at[0]
+            word = Const(0, 32)
+            for reg in group_at:
+                word = word | reg
             m.d.sync += [rstage.eq(0), rvalid.eq(1), rdata.eq(Mux(zero, 0, word))]
         with m.If(rvalid & bus.rready):
             m.d.sync += rvalid.eq(0)
