@@ -212,8 +212,12 @@ class MessageAssembler(wiring.Component):
                 # (lane 0 is always written: no comparison with a constant result)
                 first = (1 if j == 0 else rot_n <= W - 1 - j) if k == 0 else 0
                 m.d.comb += en.eq(valid & Mux(use_nxt, first, blk.msg.valid & wr_cont[k][j]))
+                # Words past the first are written by the continuing message only (a
+                # beginning body reaches word 0 alone): its rotation, without the
+                # multiplexer after it.
+                data = w_data if k == 0 else r_data
                 with m.If(en):
-                    m.d.sync += b[8 * j:8 * j + 8].eq(w_data[8 * j:8 * j + 8])
+                    m.d.sync += b[8 * j:8 * j + 8].eq(data[8 * j:8 * j + 8])
 
         # A message ending in this beat: bytes below ``off`` from the buffer, the rest
         # from the beat.
