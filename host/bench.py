@@ -116,10 +116,10 @@ def _bench_sim(messages: int, log: TextIO | None = None) -> dict[str, float]:
     return bench_sim(messages, log=log)
 
 
-def _bench_build(messages: int, log: TextIO | None = None, seeds: int = 3) -> dict[str, float]:
+def _bench_build(messages: int, log: TextIO | None = None, seeds: int = 3, boards: bool = True) -> dict[str, float]:
     from wiretick.hdl.flow import bench_build
     from wiretick.sim.parser_bench import latency_cycles
-    return bench_build(seeds, parser_latency=latency_cycles, log=log)
+    return bench_build(seeds, parser_latency=latency_cycles, boards=boards, log=log)
 
 
 def _bench_book(messages: int, log: TextIO | None = None) -> dict[str, float]:
@@ -145,7 +145,7 @@ SUITES: dict[str, Callable[..., dict[str, float]]] = {
 
 
 def run_suites(names: list[str], *, messages: int, log: TextIO | None = None, **options) -> dict[str, float]:
-    """Run suites; each also gets the ``options`` its function takes (``seeds`` for build)."""
+    """Run suites; each also gets the ``options`` its function takes (``seeds`` and ``boards`` for build)."""
     import inspect
     figures: dict[str, float] = {}
     for name in names:

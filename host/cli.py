@@ -152,7 +152,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
             raise UsageError("--plot draws the host suite's latency histogram: run the host suite")
         if not Path(args.plot).resolve().parent.is_dir():
             raise UsageError(f"--plot: directory {Path(args.plot).resolve().parent} does not exist")
-    figures = run_suites(suites, messages=args.messages, log=sys.stderr, seeds=args.seeds, plot=args.plot)
+    if not args.boards and "build" not in suites:
+        raise UsageError("--no-boards leaves the boards out of the build suite: run the build suite")
+    figures = run_suites(suites, messages=args.messages, log=sys.stderr, seeds=args.seeds, plot=args.plot,
+                         boards=args.boards)
     text = json.dumps(figures, indent=2, sort_keys=True)
     if args.json:
         write_atomic(Path(args.json), text + "\n")
@@ -290,6 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--plot", metavar="FILE", help="host suite: write a histogram of the ring latency as PNG")
     b.add_argument("--seeds", type=_positive_int, default=3,
                    help="build suite: nextpnr seeds per design, the median reported (default 3)")
+    b.add_argument("--no-boards", dest="boards", action="store_false",
+                   help="build suite: the core and the parser only, not every board's bitstream")
     b.set_defaults(func=cmd_bench)
 
     _add_build_parser(sub)

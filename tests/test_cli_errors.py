@@ -93,6 +93,7 @@ CASES = {
     "bench-suite": (["bench", "nosuch"], "unknown bench suite"),
     "bench-plot-no-host": (["bench", "decode", "--plot", "l.png"], "host suite"),
     "bench-plot-nodir": (["bench", "host", "--plot", "nodir/l.png"], "does not exist"),
+    "bench-no-boards-no-build": (["bench", "decode", "--no-boards"], "build suite"),
     "no-command": ([], "required"),
 }
 

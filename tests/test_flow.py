@@ -439,3 +439,20 @@ def test_bench_keeps_a_failed_tools_log_out_of_its_temporary_directory(monkeypat
     assert kept.log == cwd / "wiretick-bench-build-core-yosys.log"
     assert kept.log.read_text() == e.value.log.read_text() and kept.tail == e.value.tail
     assert str(kept).startswith("yosys: core: failed with exit status") and str(kept.log) in str(kept)
+
+
+@pytest.mark.parametrize("argv, boards", [([], True), (["--no-boards"], False)])
+def test_bench_build_passes_the_boards_choice_to_the_build(monkeypatch, argv, boards, capsys):
+    """``wiretick bench build --no-boards`` builds the core and the parser only."""
+    import wiretick.hdl.flow as flow
+    from wiretick.host.cli import main
+    seen = {}
+
+    def fake_bench_build(seeds, *, boards=True, **kw):
+        seen.update(seeds=seeds, boards=boards)
+        return {"build.fmax_mhz.core": 1.0}
+
+    monkeypatch.setattr(flow, "bench_build", fake_bench_build)
+    assert main(["bench", "build", "--seeds", "2", *argv]) == 0
+    assert seen == {"seeds": 2, "boards": boards}
+    assert json.loads(capsys.readouterr().out) == {"build.fmax_mhz.core": 1.0}
