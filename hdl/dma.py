@@ -52,12 +52,15 @@ makes the writer put a drop event before that tick.  ``dropped``,
 
 Timing
 ------
-Everything the writer decides in a cycle comes from registers and the bus's
-ready inputs through a few LUTs: the queue's level flags, the outstanding-write
-room, ``hit`` (the shadow interval reached, compared a cycle early) and
-``idle_late`` are registers; statistics take their increment a cycle late; the
-slot address is kept as ``base + slot`` rather than added per write.  W data is
-a multiplexer of registers (no copy of the tick into a write register).
+Everything the writer decides in a cycle is one LUT of the bus's ready inputs
+(``free``) and a register: the register-only half of each decision (``ok_entry``,
+``ok_slot``, ``ok_shadow``) is formed a cycle ahead from the next values of the
+registers it reads (checked against them by an ``Assert`` in simulation); the
+queue's read enable is one LUT after that.  The queue's level flags, the
+outstanding-write count (a thermometer code) and ``hit`` (the shadow interval
+reached, compared a cycle early) are registers; statistics take their increment
+a cycle late; the input is registered before the queue.  W data is a multiplexer
+of registers (no copy of the tick into a write register).
 
 Shadow head
 -----------
@@ -319,11 +322,10 @@ class TickDMA(wiring.Component):
         with m.Elif(nxt_load):
             m.d.sync += do_valid.eq(0)
         with m.If(nxt_load):
-            m.d.sync += [nxt.eq(do_data), nxt_valid.eq(1)]
+            m.d.sync += nxt_valid.eq(1)
         with m.Elif(take):
             m.d.sync += nxt_valid.eq(0)
-        with m.If(take):
-            m.d.sync += cur_e.eq(nxt)
+        # (the entries' contents move below, on enables of their own)
 
         # ---------------------------------------------------------- input: queue or drop
         w_entry = Signal(entry_layout)
@@ -403,7 +405,20 @@ class TickDMA(wiring.Component):
 
         aw_fire = awv & bus.awready
         w_fire = wv & bus.wready
-        free = (~awv | bus.awready) & (~wv | (bus.wready & bus.wlast))
+        # (kept as a net of its own: one LUT of the readies that every decision shares,
+        # where the LUT mapper had spread it over the terms after it)
+        free = Signal(attrs={"keep": 1})
+        m.d.comb += free.eq((~awv | bus.awready) & (~wv | (bus.wready & bus.wlast)))
+
+        # The entries' contents move on enables of as few terms as the protocol allows,
+        # each driving some 500 flip-flops: ``nxt`` takes the RAM's output whenever it
+        # is empty or taken (an empty ``nxt`` holds nothing), and ``cur_e`` takes ``nxt``
+        # whenever the bus is free, unless a tick waits behind its drop event (only a
+        # write loaded with ``take`` reads ``cur_e``; a shadow write does not).
+        with m.If(~nxt_valid | take):
+            m.d.sync += nxt.eq(do_data)
+        with m.If(free & ~pend_tick):
+            m.d.sync += cur_e.eq(nxt)
         with m.If(aw_fire):
             m.d.sync += awv.eq(0)
         with m.If(w_fire):
@@ -467,7 +482,6 @@ class TickDMA(wiring.Component):
             m.d.sync += behind.eq(1)
             with m.If(~lag[32]):
                 m.d.sync += lag.eq(lag + 1)
-        m.d.sync += hit.eq(~shadow_load & interval_nz & (lag >= interval))
 
         # ---------------------------------------------------------- what to write next
         # Priority: a shadow head that is due by interval, the tick whose drop event
@@ -475,26 +489,24 @@ class TickDMA(wiring.Component):
         # a shadow head that is behind when there is nothing else (idle).
         # A shadow write started by a stale ``idle_late`` costs at most one write's
         # delay to an entry that arrived meanwhile; the run stops on ``idle`` itself.
-        # The register-only half of each decision is formed in parallel with ``free``
-        # (the half that depends on the bus's readies), so that ``take`` is one LUT
-        # after ``free``.
-        ready_to_load = Signal()
-        want_shadow = Signal()
-        want_entry = Signal()
-        want_slot = Signal()
+        # Each decision is ``free`` (the half that depends on the bus's readies) and a
+        # register, ``ok_*``: the register-only half, formed a cycle ahead from the next
+        # values of the registers it reads (see "the decision's register half" below).
+        # The queue's read enable, into 14 block RAMs, is then a LUT after ``take``.
+        # (Formed from the registers in the same cycle, the half took two LUTs and the
+        # mapper folded it into what follows ``take``: the read enable came out five
+        # LUTs deep.)
+        ok_shadow = Signal()                    # a shadow write is due
+        ok_entry = Signal()                     # the next entry can be loaded
+        ok_slot = Signal()                      # a ring slot can be loaded (the entry, or the tick after its drop event)
         slot_load = Signal()                    # a ring slot (a tick or a drop event) is loaded
         m.d.comb += [
-            ready_to_load.eq(active & room),
-            want_shadow.eq(ready_to_load & (hit | (behind & idle_late))),
-            want_entry.eq(ready_to_load & ~hit & ~pend_tick & nxt_valid),
+            shadow_load.eq(free & ok_shadow),
+            take.eq(free & ok_entry),
             # (what the branches below that load a slot add up to, with the shadow
             # write's priority: the ring position follows this alone)
-            want_slot.eq(ready_to_load & ~hit & ~(behind & idle_late) & (pend_tick | nxt_valid)),
-            shadow_load.eq(free & want_shadow),
-            take.eq(free & want_entry),
-            slot_load.eq(free & want_slot),
+            slot_load.eq(free & ok_slot),
         ]
-        can_load = free & ready_to_load
         # Statistics take their increment a cycle late (off the decision path).
         event_loaded = Signal()
         m.d.sync += [event_loaded.eq(0), drop_events.eq(drop_events + event_loaded)]
@@ -524,7 +536,7 @@ class TickDMA(wiring.Component):
                 last_beat.eq(1),
                 shadowed.eq(head),
             ]
-        with m.Elif(can_load & ~hit & pend_tick):
+        with m.Elif(slot_load & pend_tick):
             load_slot(0)
             m.d.sync += pend_tick.eq(0)
         with m.Elif(take):
@@ -559,7 +571,7 @@ class TickDMA(wiring.Component):
             m.d.sync += [
                 seq.eq(0), slot.eq(0), lap_next.eq(0),
                 pending.eq(0), pending_nz.eq(0), pend_tick.eq(0),
-                lag.eq(0), behind.eq(0), hit.eq(0),
+                lag.eq(0), behind.eq(0),
                 head.eq(0), dropped.eq(0), drop_events.eq(0), event_loaded.eq(0),
                 bus_errors.eq(0),
             ]
@@ -595,6 +607,28 @@ class TickDMA(wiring.Component):
                 with m.If(~self.enable):
                     m.d.sync += state.eq(DMAState.OFF)
 
+        # ---------------------------------------------------------- the decision's register half
+        # The next values of the registers the ``ok_*`` terms read, as their own
+        # updates above compute them (``hit`` takes its value from here).
+        run_start = self.starting & ~misaligned
+        out_top_n = Mux(up, out[n_out - 2] if n_out > 1 else 1, Mux(down, 0, out[n_out - 1]))
+        room_n = ~out_top_n
+        active_n = Mux(run_start, 1, Mux((state == DMAState.DRAIN) & idle & ~behind, 0, active))
+        nxt_valid_n = Mux(nxt_load, 1, Mux(take, 0, nxt_valid))
+        pend_tick_n = Mux(run_start, 0, Mux(shadow_load, pend_tick, Mux(slot_load & pend_tick, 0,
+                                            Mux(take & nxt.has_drops, nxt.has_tick, pend_tick))))
+        hit_n = Signal()
+        m.d.comb += hit_n.eq(Mux(run_start, 0, ~shadow_load & interval_nz & (lag >= interval)))
+        m.d.sync += hit.eq(hit_n)
+        behind_n = Mux(run_start, 0, Mux(shadow_load, ack_ring, behind | ack_ring))
+        idle_late_n = idle
+        ready_n = active_n & room_n
+        m.d.sync += [
+            ok_shadow.eq(ready_n & (hit_n | (behind_n & idle_late_n))),
+            ok_entry.eq(ready_n & ~hit_n & ~pend_tick_n & nxt_valid_n),
+            ok_slot.eq(ready_n & ~hit_n & ~(behind_n & idle_late_n) & (pend_tick_n | nxt_valid_n)),
+        ]
+
         # ---------------------------------------------------------- simulation checks
         if self.checks:
             # In the sync domain: checked once per clock edge on settled values (a comb
@@ -609,8 +643,13 @@ class TickDMA(wiring.Component):
                 m.d.sync += Assert(bus.awaddr == Cat(Const(0, 3), sh_addr), "shadow write elsewhere")
             with m.If(q_wen):
                 m.d.sync += Assert(w_rdy, "queue written while full")
-            m.d.sync += Assert(slot_load == (~shadow_load & ((can_load & ~hit & pend_tick) | take)),
+            m.d.sync += Assert(slot_load == (~shadow_load & ((slot_load & pend_tick) | take)),
                                "ring position moved without a slot load, or not with one")
+            ready = active & room
+            m.d.sync += Assert((ok_shadow == (ready & (hit | (behind & idle_late))))
+                               & (ok_entry == (ready & ~hit & ~pend_tick & nxt_valid))
+                               & (ok_slot == (ready & ~hit & ~(behind & idle_late) & (pend_tick | nxt_valid))),
+                               "a decision register differs from the registers it was formed from")
             m.d.sync += Assert((running == (state == DMAState.RUN))
                                & (active == ((state == DMAState.RUN) | (state == DMAState.DRAIN))),
                                "state decode registers out of step")
