@@ -145,6 +145,11 @@ class HeaderParser(wiring.Component):
         MAC receive stream; never back-pressured.
     o_beat : Out(stream.Signature(frame_beat_layout(width), always_ready=True))
         Annotated beats.
+    o_data : Out(8 * width)
+        ``o_beat.payload.data`` again, 0 while ``o_beat.valid`` is low: a register of
+        its own for the message bytes' path (the assembler), so that the beat's bytes
+        leave two registers, each with half the fan-out (the splitter's length logic
+        takes the other).
     timestamp : In(64)
         Nanosecond clock, sampled on the first beat of a frame.
     ip_dst, port, check_ip_checksum : In
@@ -162,6 +167,7 @@ class HeaderParser(wiring.Component):
         super().__init__({
             "i_mac": In(stream.Signature(mac_beat_layout(width), always_ready=True)),
             "o_beat": Out(stream.Signature(frame_beat_layout(width), always_ready=True)),
+            "o_data": Out(8 * width),
             "timestamp": In(64),
             "ip_dst": In(32),
             "port": In(16),
@@ -410,6 +416,9 @@ class HeaderParser(wiring.Component):
         m.d.sync += [
             self.o_beat.valid.eq(take),
             out.data.eq(beat.data),
+            # (0 when no beat is taken: the flip-flops' synchronous reset, which also
+            # keeps synthesis from merging the copy into ``out.data``)
+            self.o_data.eq(Mux(take, beat.data, 0)),
             out.nbytes.eq(beat.nbytes),
             out.first.eq(beat.first),
             out.last.eq(beat.last),

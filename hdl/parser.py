@@ -39,19 +39,22 @@ LATENCY = 3
 
 
 class _Link(Elaboratable):
-    """An always-ready stream from ``source`` to ``sink`` (wires only)."""
+    """An always-ready stream from ``source`` to ``sink`` (wires only), its ``data``
+    field from ``data`` when given."""
 
-    def __init__(self, source, sink):
-        self.source, self.sink = source, sink
+    def __init__(self, source, sink, data=None):
+        self.source, self.sink, self.data = source, sink, data
 
     def elaborate(self, platform):
         m = Module()
         m.d.comb += [self.sink.valid.eq(self.source.valid), self.sink.payload.eq(self.source.payload)]
+        if self.data is not None:
+            m.d.comb += self.sink.payload.data.eq(self.data)
         return m
 
 
-def _link(m: Module, name: str, source, sink) -> None:
-    m.submodules[name] = _Link(source, sink)
+def _link(m: Module, name: str, source, sink, data=None) -> None:
+    m.submodules[name] = _Link(source, sink, data)
 
 
 class ItchParser(wiring.Component):
@@ -124,7 +127,10 @@ class ItchParser(wiring.Component):
         # fragment (no logic), which keeps the simulator from re-running every
         # connection whenever any one of them changes.
         _link(m, "link_hdr_split", header.o_beat, splitter.i_beat)
-        _link(m, "link_split_asm", splitter.o_blk, assembler.i_blk)
+        # (the beat's bytes from the header parser's copy for the assembler: the
+        # splitter passes them through unchanged, from the register its own length
+        # logic reads)
+        _link(m, "link_split_asm", splitter.o_blk, assembler.i_blk, data=header.o_data)
         _link(m, "link_split_seq", splitter.o_blk, sequencer.i_blk)   # frame events, block counts
         _link(m, "link_asm_build", assembler.o_msg, builder.i_msg)
         _link(m, "link_build_seq", builder.o_built, sequencer.i_built)
