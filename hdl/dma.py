@@ -169,7 +169,8 @@ class TickDMA(wiring.Component):
         configuration is decoded in registers meanwhile).
     state : Out(DMAState)
     head : Out(64)
-        Slots written and acknowledged in this run (= seq of the last one).
+        Slots written and acknowledged in this run (= seq of the last one), from the
+        cycle after the acknowledgement.
     dropped : Out(32)
         Parser ticks dropped in this run, modulo 2**32 (the host extends it).
     drop_events : Out(32)
@@ -292,7 +293,12 @@ class TickDMA(wiring.Component):
         nxt_valid = Signal()
         nxt_load = Signal()
         cur_e = Signal(entry_layout)
-        take = Signal()                         # cur_e <- nxt
+        take = Signal(attrs={"keep": 1})        # cur_e <- nxt (a net of its own, like ``free``)
+        # do_valid & nxt_valid, as a register: the read enable is then one LUT of
+        # registers other than those of ``nxt_load`` and of ``take``, which the LUT
+        # mapper cannot fold into ``nxt_load`` (it did: the read enable into the 14
+        # block RAMs came out two LUTs and a long route after ``take``)
+        both = Signal()
         pend_tick = Signal()                    # cur_e's drop event is written, its tick not yet
 
         def _incr(v):
@@ -302,8 +308,8 @@ class TickDMA(wiring.Component):
             q_wr.addr.eq(produce), q_wr.en.eq(q_wen),
             q_rd.addr.eq(consume),
             nxt_load.eq(do_valid & (~nxt_valid | take)),
-            # (= q_any & (~do_valid | nxt_load), written as one LUT after ``take``)
-            q_ren.eq(q_any & (~(do_valid & nxt_valid) | take)),
+            # (= q_any & (~do_valid | nxt_load))
+            q_ren.eq(q_any & (~both | take)),
         ]
         # The level's flags for the next cycle come from comparisons of the level
         # itself, selected by the late write/read strobes (no adder after them).
@@ -325,6 +331,7 @@ class TickDMA(wiring.Component):
             m.d.sync += nxt_valid.eq(1)
         with m.Elif(take):
             m.d.sync += nxt_valid.eq(0)
+        m.d.sync += both.eq(Mux(q_ren, 1, Mux(nxt_load, 0, do_valid)) & Mux(nxt_load, 1, Mux(take, 0, nxt_valid)))
         # (the entries' contents move below, on enables of their own)
 
         # ---------------------------------------------------------- input: queue or drop
@@ -454,12 +461,17 @@ class TickDMA(wiring.Component):
             m.d.sync += out[i].eq(Mux(up, below, Mux(down, above, out[i])))
         room = ~out[n_out - 1]
         ack_ring = Signal()
+        # ``head`` takes the acknowledgement a cycle late: the response FIFO's LUT RAM
+        # read and a 64-bit carry chain after it did not fit a cycle.  ``lag`` counts
+        # that cycle in (see the shadow head below).
+        ack_late = Signal()
         m.d.comb += [
             ack_ring.eq(pop & inflight.r_data),
             inflight.r_en.eq(bus.bvalid),
         ]
         m.d.sync += [
-            head.eq(head + ack_ring),
+            ack_late.eq(ack_ring),
+            head.eq(head + ack_late),
             bus_errors.eq(bus_errors + (bus.bvalid & ((bus.bresp == RESP_SLVERR) | (bus.bresp == RESP_DECERR)))),
         ]
 
@@ -476,8 +488,10 @@ class TickDMA(wiring.Component):
         m.d.comb += idle.eq(~offered & ~q_any & ~do_valid & ~nxt_valid & ~pend_tick & ~cur_valid
                             & ~out[0] & ~pending_nz)
         m.d.sync += idle_late.eq(idle)
+        # (a shadow write takes ``head``, which lacks the acknowledgement of the cycle
+        # before, ``ack_late``: both are still to be shadowed)
         with m.If(shadow_load):
-            m.d.sync += [lag.eq(ack_ring), behind.eq(ack_ring)]
+            m.d.sync += [lag.eq(ack_ring + ack_late), behind.eq(ack_ring | ack_late)]
         with m.Elif(ack_ring):
             m.d.sync += behind.eq(1)
             with m.If(~lag[32]):
@@ -572,7 +586,7 @@ class TickDMA(wiring.Component):
                 seq.eq(0), slot.eq(0), lap_next.eq(0),
                 pending.eq(0), pending_nz.eq(0), pend_tick.eq(0),
                 lag.eq(0), behind.eq(0),
-                head.eq(0), dropped.eq(0), drop_events.eq(0), event_loaded.eq(0),
+                head.eq(0), ack_late.eq(0), dropped.eq(0), drop_events.eq(0), event_loaded.eq(0),
                 bus_errors.eq(0),
             ]
         lane_bits = burst_size(dw) - 3
@@ -620,7 +634,7 @@ class TickDMA(wiring.Component):
         hit_n = Signal()
         m.d.comb += hit_n.eq(Mux(run_start, 0, ~shadow_load & interval_nz & (lag >= interval)))
         m.d.sync += hit.eq(hit_n)
-        behind_n = Mux(run_start, 0, Mux(shadow_load, ack_ring, behind | ack_ring))
+        behind_n = Mux(run_start, 0, Mux(shadow_load, ack_ring | ack_late, behind | ack_ring))
         idle_late_n = idle
         ready_n = active_n & room_n
         m.d.sync += [
@@ -645,6 +659,7 @@ class TickDMA(wiring.Component):
                 m.d.sync += Assert(w_rdy, "queue written while full")
             m.d.sync += Assert(slot_load == (~shadow_load & ((slot_load & pend_tick) | take)),
                                "ring position moved without a slot load, or not with one")
+            m.d.sync += Assert(both == (do_valid & nxt_valid), "both out of step")
             ready = active & room
             m.d.sync += Assert((ok_shadow == (ready & (hit | (behind & idle_late))))
                                & (ok_entry == (ready & ~hit & ~pend_tick & nxt_valid))
