@@ -138,7 +138,6 @@ class MessageAssembler(wiring.Component):
         m = Module()
         W = self.width
         N = MAX_MSG_LEN
-        lane_bits = W.bit_length() - 1          # log2(W)
         blk = self.i_blk.payload
         # Buffer words: bytes k*W .. of the message (the last one only as long as needed).
         sizes = [min(W, N - k * W) for k in range(-(-N // W))]
@@ -151,15 +150,6 @@ class MessageAssembler(wiring.Component):
                     with m.Case(k):
                         m.d.comb += r.eq(blk.data.rotate_right(8 * k))
             return r
-
-        def lanes_below(s, name):
-            """Mask of the byte lanes below ``s`` (0..W-1), a bit a lane."""
-            mask = Signal(W, name=name)
-            with m.Switch(s):
-                for k in range(W):
-                    with m.Case(k):
-                        m.d.comb += mask.eq((1 << k) - 1)
-            return mask
 
         buf = [Signal(8 * n, name=f"buf{k}") for k, n in enumerate(sizes)]
         NW = len(buf)
@@ -181,11 +171,16 @@ class MessageAssembler(wiring.Component):
         wgt = Signal(NW)          # bit k: off // W > k
         below = Signal(W)         # lanes below off mod W
         rot_n = blk.nxt.rot
+        # (the masks of a beginning body come from its ``fit`` lanes, a register of the
+        # splitter's: ``rot`` itself drives only the rotation)
+        fit = blk.nxt.fit
+        at0 = fit[W - 1]                        # rot == 0: the body fills the beat
         weq_n, wgt_n, below_n = Signal.like(weq), Signal.like(wgt), Signal.like(below)
         m.d.comb += [
-            weq_n.eq(Mux(use_nxt, Mux(rot_n == 0, 0b10, 0b01), weq << 1)),
-            wgt_n.eq(Mux(use_nxt, Mux(rot_n == 0, 0b1, 0), (wgt << 1) | 1)),
-            below_n.eq(Mux(use_nxt, lanes_below((-rot_n)[:lane_bits], "below_nxt"), below)),
+            weq_n.eq(Mux(use_nxt, Mux(at0, 0b10, 0b01), weq << 1)),
+            wgt_n.eq(Mux(use_nxt, at0, (wgt << 1) | 1)),
+            # lanes below (W - rot) mod W
+            below_n.eq(Mux(use_nxt, Mux(at0, 0, fit), below)),
         ]
         wr_cont = [Signal(n, name=f"wr_cont{k}") for k, n in enumerate(sizes)]
         rd_buf = [Signal(n, name=f"rd_buf{k}") for k, n in enumerate(sizes)]
@@ -210,7 +205,7 @@ class MessageAssembler(wiring.Component):
             for j in range(sizes[k]):
                 en = Signal(name=f"wr_en{k}_{j}")
                 # (lane 0 is always written: no comparison with a constant result)
-                first = (1 if j == 0 else rot_n <= W - 1 - j) if k == 0 else 0
+                first = (1 if j == 0 else fit[j]) if k == 0 else 0
                 m.d.comb += en.eq(valid & Mux(use_nxt, first, blk.msg.valid & wr_cont[k][j]))
                 # Words past the first are written by the continuing message only (a
                 # beginning body reaches word 0 alone): its rotation, without the

@@ -30,7 +30,7 @@ beat from what stage A has and has not seen yet.
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal, Value, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -70,6 +70,11 @@ def slot_layout(width: int = 8) -> data.StructLayout:
         ITCH type byte.
     index : 16
         Block number ``i`` within the packet (the message's number is ``S + i``).
+    fit : width
+        For a body beginning in this beat (``nxt``): lane ``j`` is set when message
+        byte ``j`` is in this beat (``j + rot < width``), a thermometer code registered
+        with ``rot`` so that the assembler's lane masks need no decoder of ``rot``.
+        0 in ``msg``.
     """
     return data.StructLayout({
         "valid": unsigned(1),
@@ -78,6 +83,7 @@ def slot_layout(width: int = 8) -> data.StructLayout:
         "done": unsigned(1),
         "type": unsigned(8),
         "index": unsigned(16),
+        "fit": unsigned(width),
     })
 
 
@@ -180,6 +186,12 @@ class BlockSplitter(wiring.Component):
         xl_lane = Signal(3)
         xt_due = Signal()              # ... its type byte (body start) is in this beat
         xt_lane = Signal(3)
+        # Copies of ``xt_lane`` for its other readers, each a register of its own (its
+        # bits drive several hundred LUT inputs): ``xt_sel`` selects this stage's type
+        # byte and length (0 when no type byte is due, which makes it a flip-flop
+        # synthesis cannot merge with ``xt_lane``), ``xt_fit`` is ``o_blk.nxt.fit``.
+        xt_sel = Signal(3)
+        xt_fit = Signal(W)
         xi = Signal(16)                # number of the block whose type byte comes next
         cur_valid = Signal()           # a body that began earlier continues in this beat
         cur_rot = Signal(3)
@@ -245,7 +257,7 @@ class BlockSplitter(wiring.Component):
         L_now = got["L"]
         T_now = Signal(8)
         ml_now = Signal(range(MAX_MSG_LEN + 1))
-        m.d.comb += [T_now.eq(pick(lanes, xt_ln)), ml_now.eq(pick(ml_c, xt_ln))]
+        m.d.comb += [T_now.eq(pick(lanes, xt_sel)), ml_now.eq(pick(ml_c, xt_sel))]
 
         # The slots, from registers (and, on a start beat, from the header's fields).
         out = self.o_blk.payload
@@ -271,6 +283,7 @@ class BlockSplitter(wiring.Component):
             out.nxt.off.eq(-xt_ln),
             out.nxt.type.eq(T_now),
             out.nxt.index.eq(idx_now),
+            out.nxt.fit.eq(xt_fit),
         ]
 
         # Where the block ends, for the beats to come: a new length read here, or the countdown.
@@ -297,7 +310,7 @@ class BlockSplitter(wiring.Component):
         # Phase (for the frame's last beat: what was still missing).
         ph_after = Signal(_Phase)
         got_l = xl_en & present(xl_ln)
-        got_t = xt_en & present(xt_ln)
+        got_t = xt_en & present(xt_sel)
         need_len = Mux(sb, 1, (ph == _Phase.LEN) | ((ph == _Phase.BODY) & here & present(e_lane)))
         with m.If(need_len | (ph == _Phase.TYPE)):
             with m.If(need_len & ~got_l):
@@ -318,13 +331,25 @@ class BlockSplitter(wiring.Component):
         done_r = Signal()
         m.d.sync += [ev_t.eq(0), ev_last.eq(0), done_r.eq(0)]
 
+        # The next block's lane registers' next values (the header's end overrides them).
+        xl_due_n, xl_lane_n, xt_due_n, xt_lane_n = Signal(), Signal(3), Signal(), Signal(3)
+        m.d.comb += [
+            xl_due_n.eq(xl_next | spill_l), xl_lane_n.eq(Mux(spill_l, e_now + 2, e_lane_n + 2)),
+            xt_due_n.eq(xt_next | spill_t), xt_lane_n.eq(Mux(spill_t, e_now + 3, e_lane_n + 3)),
+        ]
+        with m.If(beat.first):
+            m.d.comb += [xl_due_n.eq(0), xt_due_n.eq(0)]
+        # The next beat ends the MoldUDP64 header: block 0 begins after it.
+        with m.If(sb_next):
+            m.d.comb += [xl_due_n.eq(ps <= 5), xl_lane_n.eq(ps + 2), xt_due_n.eq(ps <= 4), xt_lane_n.eq(ps + 3)]
+
         with m.If(valid):
             m.d.sync += [
                 here.eq(here_n), e_lane.eq(e_lane_n), cnt.eq(cnt_n),
-                xl_due.eq(xl_next | spill_l),
-                xl_lane.eq(Mux(spill_l, e_now + 2, e_lane_n + 2)),
-                xt_due.eq(xt_next | spill_t),
-                xt_lane.eq(Mux(spill_t, e_now + 3, e_lane_n + 3)),
+                xl_due.eq(xl_due_n), xl_lane.eq(xl_lane_n),
+                xt_due.eq(xt_due_n), xt_lane.eq(xt_lane_n),
+                xt_sel.eq(Mux(xt_due_n, xt_lane_n, 0)),
+                xt_fit.eq(Cat(Const(1, 1), *(xt_lane_n <= W - 1 - j for j in range(1, W)))),
                 ph.eq(ph_after),
                 done_r.eq(ended & cur_valid),
             ]
@@ -344,14 +369,10 @@ class BlockSplitter(wiring.Component):
             with m.If(beat.last):
                 m.d.sync += [ev_last.eq(walking), miss_r.eq(ph_after)]
             with m.If(beat.first):
-                m.d.sync += [cur_valid.eq(0), here.eq(0), cnt.eq(0), xl_due.eq(0), xt_due.eq(0)]
-            # The next beat ends the MoldUDP64 header: block 0 begins after it.
+                m.d.sync += [cur_valid.eq(0), here.eq(0), cnt.eq(0)]
             m.d.sync += [sb.eq(sb_next), pe.eq(ps)]
             with m.If(sb_next):
-                m.d.sync += [
-                    xl_due.eq(ps <= 5), xl_lane.eq(ps + 2), xt_due.eq(ps <= 4), xt_lane.eq(ps + 3),
-                    xi.eq(0), here.eq(0), cnt.eq(0),
-                ]
+                m.d.sync += [xi.eq(0), here.eq(0), cnt.eq(0)]
 
         # ------------------------------------------------------------------ stage B
         room = Signal(signed(OFFSET_BITS + 2))   # pay_end - (block start + 2)

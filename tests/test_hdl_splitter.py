@@ -95,6 +95,7 @@ def rebuild_messages(outs):
             assert (off + s["rot"]) % W == 0, "rot is the body start modulo the width"
             key = (frame_no, s["index"])
             if name == "nxt":                # a body begins here: what was kept under its key is stale
+                assert s["fit"] == sum(1 << j for j in range(W) if j + s["rot"] < W), "fit is rot's lanes"
                 cur[key] = {}
             buf = cur.setdefault(key, {})
             for lane in range(W):
