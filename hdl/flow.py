@@ -35,6 +35,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -222,8 +223,11 @@ def run_tool(tool: str, args: Sequence[str], cwd: Path, log_name: str, *, progre
     key = progress.start(label or tool)
     outcome = "failed"
     try:
-        with open(log, "wb") as out:
-            proc = subprocess.Popen(argv, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        # The tool's temporary files go to a directory of ours, removed however it ends:
+        # a YoWASP tool that is killed (an interrupted build) leaves its own behind.
+        with tempfile.TemporaryDirectory(prefix="wiretick-tool-") as tmp, open(log, "wb") as out:
+            proc = subprocess.Popen(argv, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    env={**os.environ, "TMPDIR": tmp})
             try:
                 while proc.poll() is None:
                     time.sleep(0.2)

@@ -10,6 +10,8 @@ import io
 import re
 import json
 import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 from amaranth.hdl import ClockDomain, ClockSignal, Elaboratable, Instance, Module, Signal
@@ -75,6 +77,22 @@ def test_progress_off_a_terminal_is_one_line_a_step_and_quiet_is_silent(tmp_path
     quiet = io.StringIO()
     run_tool("yosys", ["-p", "help"], tmp_path, "b.log", progress=Progress(quiet, quiet=True))
     assert quiet.getvalue() == ""
+
+
+def test_a_tools_temporary_files_do_not_outlive_it(tmp_path, monkeypatch):
+    # A tool that dies without cleaning up (as a killed YoWASP tool does): what it left
+    # in its temporary directory goes with run_tool's own.
+    tool = tmp_path / "leaky-yosys"
+    tool.write_text('#!/bin/sh\nmktemp -d "$TMPDIR/yowasp_XXXXXX" > "$1"\nexit 3\n')
+    tool.chmod(0o755)
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setenv("YOSYS", str(tool))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    with pytest.raises(ToolError, match="exit status 3"):
+        run_tool("yosys", [str(tmp_path / "made")], tmp_path, "leak.log")
+    made = Path((tmp_path / "made").read_text().strip())
+    assert made.parent.parent == tmp and not made.exists() and list(tmp.iterdir()) == []
 
 
 def test_progress_on_a_terminal_draws_each_running_step_and_a_line_when_it_ends():
