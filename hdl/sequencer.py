@@ -26,7 +26,7 @@ holds at most the first beat of the next frame.
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data
 from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFO
@@ -154,7 +154,7 @@ class Sequencer(wiring.Component):
         r_ahead = Signal()                  # S > expected
         r_behind = Signal()                 # S < expected
         r_session = Signal(80)
-        r_diff = Signal(64)                 # expected - S
+        r_diff = Signal(_DUP_BITS)          # (expected - S) mod 2**_DUP_BITS
         r_missing = Signal(64)              # S - expected
         r_feed = Signal(64)
         r_dup = Signal()
@@ -162,6 +162,8 @@ class Sequencer(wiring.Component):
         ts = Signal(64)
 
         start1 = valid & blk.start
+        s_minus_e = Signal(65)              # S - expected, the borrow in bit 64
+        m.d.comb += s_minus_e.eq(Cat(blk.sequence, Const(0, 1)) - Cat(expected, Const(0, 1)))
         m.d.sync += [
             r_start.eq(start1),
             r_first.eq(valid & blk.first),
@@ -175,10 +177,12 @@ class Sequencer(wiring.Component):
                 s_pkt.eq(blk.sequence),
                 r_session.eq(blk.session),
                 r_new.eq(~has | (session != blk.session)),
-                r_ahead.eq(blk.sequence > expected),
-                r_behind.eq(blk.sequence < expected),
-                r_diff.eq(expected - blk.sequence),
-                r_missing.eq(blk.sequence - expected),
+                # (one subtraction, its borrow and an equality, rather than two
+                # subtractions and two comparisons of 64 bits)
+                r_ahead.eq(~s_minus_e[64] & (blk.sequence != expected)),
+                r_behind.eq(s_minus_e[64]),
+                r_diff.eq(expected[:_DUP_BITS] - blk.sequence[:_DUP_BITS]),
+                r_missing.eq(s_minus_e[:64]),
             ]
         idx = blk.msg.index
         m.d.sync += [
@@ -200,7 +204,7 @@ class Sequencer(wiring.Component):
         seq = Signal(64, init=1)
         released = Signal()
         first_seq = Signal(64)
-        last_seq = Signal(64)               # seq - 1: the last tick's
+        last_seq = Signal(64)               # the last tick's seq (seq - 1 once a tick has gone out)
         abort_pend = Signal()
         ts_prev = Signal(64)                # ts a cycle ago: the aborted frame's, when the next one began
 
@@ -258,10 +262,12 @@ class Sequencer(wiring.Component):
         with m.If(emit):
             m.d.sync += seq.eq(seq + 1)
 
-        # The duplicate limit of the packet that starts on this cycle's beat.
+        # The duplicate limit of the packet that starts on this cycle's beat: expected - S,
+        # saturated.  S is behind by less than 2**_DUP_BITS when S - expected is at least
+        # 2**64 - 2**_DUP_BITS + 1 (the high bits all ones, the low ones not all zeros).
+        near = r_missing[_DUP_BITS:].all() & r_missing[:_DUP_BITS].any()
         with m.If(r_start):
-            m.d.sync += dup_lim.eq(Mux(chk & ~r_new & r_behind,
-                                       Mux(r_diff[_DUP_BITS:].any(), (1 << _DUP_BITS) - 1, r_diff[:_DUP_BITS]), 0))
+            m.d.sync += dup_lim.eq(Mux(chk & ~r_new & r_behind, Mux(near, r_diff, (1 << _DUP_BITS) - 1), 0))
 
         # Frame bookkeeping.
         with m.If(r_first):
@@ -309,7 +315,9 @@ class Sequencer(wiring.Component):
         with m.If(pre.en):
             m.d.sync += [
                 has.eq(pre.has), session.eq(pre.session), exp_start.eq(pre.expected), inpkt.eq(0),
-                seq.eq(pre.seq), last_seq.eq(pre.seq - 1), abort_pend.eq(0), released.eq(0),
+                # (``last_seq`` is left as it is: an abort reads it only after a tick of its
+                # frame, which writes it)
+                seq.eq(pre.seq), abort_pend.eq(0), released.eq(0),
             ]
 
         cnt = self.o_count

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from amaranth.sim import Simulator
 
 from wiretick.hdl.assembler import kind_bits
@@ -117,3 +118,25 @@ def test_preload_joins_a_feed_mid_stream():
     assert kinds == [(100, Flag.EVENT_GAP, 20), (101, 0, 25), (102, 0, 26)]
     assert ticks[0]["ref2"] == 5
     assert counts["sessions"] == 0 and counts["gaps"] == 1 and counts["duplicates"] == 2
+
+
+def test_abort_after_preload_names_the_frames_ticks():
+    # After a late join the first frame fails its FCS: the abort event names its ticks
+    # 100..101, numbered from the preloaded seq.
+    beats = frame(20, [(9, 0), (10, 1)], ts=7, error=True)
+    ticks, counts = run(beats, preload=dict(has=1, session=SESS, expected=20, seq=100))
+    kinds = [(int(t["seq"]), int(t["flags"]), int(t["feed_seq"])) for t in ticks]
+    assert kinds == [(100, 0, 20), (101, 0, 21), (102, Flag.EVENT_ABORT, 0)]
+    assert (ticks[2]["order_ref"], ticks[2]["ref2"]) == (100, 101)
+    assert counts["aborts"] == 1
+
+
+@pytest.mark.parametrize("behind, delivered", [(2, [2]), ((1 << 17) + 1, []), (1 << 40, [])])
+def test_duplicate_limit_saturates(behind, delivered):
+    # A packet ``behind`` numbers before the expected one: its first ``behind`` messages
+    # are duplicates, however far back it starts (the limit saturates, never wraps).
+    E = 1 << 41
+    beats = frame(E - 1, [(9, 0)], ts=1) + frame(E - behind, [(9, 0), (10, 1), (11, 2)], ts=2)
+    ticks, counts = run(beats)
+    assert [int(t["feed_seq"]) - (E - behind) for t in ticks[1:]] == delivered
+    assert counts["duplicates"] == 3 - len(delivered)
