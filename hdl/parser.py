@@ -16,7 +16,7 @@ consumer stalls).
 
 from __future__ import annotations
 
-from amaranth.hdl import Elaboratable, Module, unsigned
+from amaranth.hdl import Elaboratable, Module, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -85,7 +85,8 @@ class ItchParser(wiring.Component):
     timestamp : In(64)
         Nanosecond clock; a frame's ``ts_rx`` is its value when the first beat is accepted.
     ip_dst, port, check_ip_checksum, sequence_check : In
-        Configuration (see docs/reference-model.md; 0 = any address / port).
+        Configuration (see docs/reference-model.md; 0 = any address / port), registered
+        on the way in: a change applies from the second cycle after it.
     preload : In(preload_layout)
         Late join (:data:`~wiretick.hdl.sequencer.preload_layout`): the tracked session,
         the expected number and the next tick's ``seq``, loaded on ``preload.en``.
@@ -136,12 +137,23 @@ class ItchParser(wiring.Component):
         _link(m, "link_build_seq", builder.o_built, sequencer.i_built)
         m.d.comb += sequencer.i_ok.eq(splitter.o_ok)
         wiring.connect(m, sequencer.o_tick, wiring.flipped(self.o_tick))
+        # The configuration is registered here, a cycle from the register file's own
+        # registers: they are placed apart from the stages, and a configuration bit
+        # drives many of a stage's LUTs (a route to them and through them did not fit
+        # one cycle).  A change takes effect a cycle later.
+        # (reset_less: the parser's reset at a run start leaves the configuration as it is)
+        ip_dst, port = Signal.like(self.ip_dst, reset_less=True), Signal.like(self.port, reset_less=True)
+        check_ip_checksum, sequence_check = Signal(init=1, reset_less=True), Signal(init=1, reset_less=True)
+        m.d.sync += [
+            ip_dst.eq(self.ip_dst), port.eq(self.port),
+            check_ip_checksum.eq(self.check_ip_checksum), sequence_check.eq(self.sequence_check),
+        ]
         m.d.comb += [
             header.timestamp.eq(self.timestamp),
-            header.ip_dst.eq(self.ip_dst),
-            header.port.eq(self.port),
-            header.check_ip_checksum.eq(self.check_ip_checksum),
-            sequencer.sequence_check.eq(self.sequence_check),
+            header.ip_dst.eq(ip_dst),
+            header.port.eq(port),
+            header.check_ip_checksum.eq(check_ip_checksum),
+            sequencer.sequence_check.eq(sequence_check),
             sequencer.preload.eq(self.preload),
         ]
 
