@@ -42,8 +42,8 @@ Overflow
 --------
 ``i_ticks`` is always-ready: the parser is never stalled.  Ticks wait in a
 queue while the bus is slow (a stalled bus holds ``fifo_depth`` ticks plus the
-one being written: a block RAM of ``fifo_depth - 2`` entries, its output
-register, the next entry and the entry on the bus); a tick that finds the
+one being written: a block RAM of ``fifo_depth - 3`` entries, its output
+register, a register beside it, the next entry and the entry on the bus); a tick that finds the
 queue full is dropped and counted, and the count rides with the next entry
 into the queue (a tick, or a drop-only entry when the input is quiet), which
 makes the writer put a drop event before that tick.  ``dropped``,
@@ -55,12 +55,14 @@ Timing
 Everything the writer decides in a cycle is one LUT of the bus's ready inputs
 (``free``) and a register: the register-only half of each decision (``ok_entry``,
 ``ok_slot``, ``ok_shadow``) is formed a cycle ahead from the next values of the
-registers it reads (checked against them by an ``Assert`` in simulation); the
-queue's read enable is one LUT after that.  The queue's level flags, the
-outstanding-write count (a thermometer code) and ``hit`` (the shadow interval
-reached, compared a cycle early) are registers; statistics take their increment
-a cycle late; the input is registered before the queue.  W data is a multiplexer
-of registers (no copy of the tick into a write register).
+registers it reads (checked against them by an ``Assert`` in simulation), twice,
+for a free and a busy bus, and ``free`` selects one; the queue's read enable is
+one LUT after that.  The queue's level flags, the outstanding-write count (a
+thermometer code), the shadow interval reached (``lag >= interval``, a cycle
+late) and the run start are registers; statistics take their increment a cycle
+late; the input is registered before the queue, and the block RAM's output
+before the entry the writer tests.  W data is a multiplexer of registers (no copy
+of the tick into a write register).
 
 Shadow head
 -----------
@@ -165,8 +167,8 @@ class TickDMA(wiring.Component):
     shadow_interval : In(32)
         Write the shadow head every this many slots (0 = only when idle).
     starting : Out(1)
-        The cycle the engine leaves ``OFF`` (``ENABLE`` high for three cycles: the ring
-        configuration is decoded in registers meanwhile).
+        The cycle the engine leaves ``OFF``: the cycle after ``ENABLE`` has been high
+        for three (the ring configuration is decoded in registers meanwhile).
     state : Out(DMAState)
     head : Out(64)
         Slots written and acknowledged in this run (= seq of the last one), from the
@@ -260,12 +262,15 @@ class TickDMA(wiring.Component):
                      self.bus_errors.eq(bus_errors)]
 
         # ---------------------------------------------------------- the queue
-        # A block RAM of fifo_depth - 2 entries, then three entries in registers:
-        # the RAM's output ``do_data``, ``nxt`` (the next entry, whose flags the
-        # writer tests) and ``cur_e`` (the entry of the write on the bus, which W
-        # reads).  The RAM's output goes into ``nxt`` with no logic between: the
-        # RAM's clock-to-output is most of a cycle.  Entries move on clock enables
-        # only.  Capacity: fifo_depth + 1 entries, the one being written included.
+        # A block RAM of fifo_depth - 3 entries, then four entries in registers:
+        # the RAM's output ``do_data``, ``mid`` (the RAM's output, registered beside
+        # the RAMs), ``nxt`` (the next entry, whose flags the writer tests) and
+        # ``cur_e`` (the entry of the write on the bus, which W reads).  The RAM's
+        # clock-to-output is two thirds of a cycle (4.3 ns): its output goes into
+        # ``mid`` with no logic between, and ``mid``'s only reader is ``nxt`` (when
+        # ``nxt`` took the RAM's output itself, its other readers pulled it away from
+        # the RAMs, and the route did not fit).  Entries move on clock enables only.
+        # Capacity: fifo_depth + 1 entries, the one being written included.
         #
         # The read port is combinational with ``do_data`` its register, and the
         # memory is marked ``no_rw_check``: Yosys then merges the register into the
@@ -275,7 +280,7 @@ class TickDMA(wiring.Component):
         # asks for the old data on such a collision, which Yosys emulates on ECP5
         # with two flip-flops and a LUT per bit (1,020 FFs and 510 LUTs here).
         entry_layout = _entry_layout(64)
-        inner_depth = self.fifo_depth - 2
+        inner_depth = self.fifo_depth - 3
         m.submodules.queue_mem = qmem = Memory(shape=entry_layout.size, depth=inner_depth, init=[],
                                                attrs={"no_rw_check": 1})
         q_wr = qmem.write_port()
@@ -289,16 +294,20 @@ class TickDMA(wiring.Component):
         q_wen = Signal()
         q_ren = Signal()
         do_valid = Signal()                     # the RAM's output holds an entry
+        mid = Signal(entry_layout.size)
+        mid_valid = Signal()
+        mid_load = Signal()
+        mid_nxt = Signal()                      # mid_valid & nxt_valid, as a register
         nxt = Signal(entry_layout)
         nxt_valid = Signal()
         nxt_load = Signal()
         cur_e = Signal(entry_layout)
         take = Signal(attrs={"keep": 1})        # cur_e <- nxt (a net of its own, like ``free``)
-        # do_valid & nxt_valid, as a register: the read enable is then one LUT of
-        # registers other than those of ``nxt_load`` and of ``take``, which the LUT
-        # mapper cannot fold into ``nxt_load`` (it did: the read enable into the 14
+        # do_valid & mid_valid & nxt_valid, as a register: the read enable is then one
+        # LUT of registers other than those of ``nxt_load`` and of ``take``, which the
+        # LUT mapper cannot fold into ``nxt_load`` (it did: the read enable into the 14
         # block RAMs came out two LUTs and a long route after ``take``)
-        both = Signal()
+        full = Signal()
         pend_tick = Signal()                    # cur_e's drop event is written, its tick not yet
 
         def _incr(v):
@@ -307,9 +316,11 @@ class TickDMA(wiring.Component):
         m.d.comb += [
             q_wr.addr.eq(produce), q_wr.en.eq(q_wen),
             q_rd.addr.eq(consume),
-            nxt_load.eq(do_valid & (~nxt_valid | take)),
-            # (= q_any & (~do_valid | nxt_load))
-            q_ren.eq(q_any & (~both | take)),
+            nxt_load.eq(mid_valid & (~nxt_valid | take)),
+            mid_load.eq(do_valid & (~mid_nxt | take)),     # (= do_valid & (~mid_valid | nxt_load))
+            # (= q_any & (~do_valid | mid_load): an entry moves on wherever one below it
+            # is empty or taken)
+            q_ren.eq(q_any & (~full | take)),
         ]
         # The level's flags for the next cycle come from comparisons of the level
         # itself, selected by the late write/read strobes (no adder after them).
@@ -323,15 +334,15 @@ class TickDMA(wiring.Component):
             m.d.sync += produce.eq(_incr(produce))
         with m.If(q_ren):
             m.d.sync += consume.eq(_incr(consume))
+        do_valid_n = Mux(q_ren, 1, Mux(mid_load, 0, do_valid))
+        mid_valid_n = Mux(mid_load, 1, Mux(nxt_load, 0, mid_valid))
+        nxt_valid_n = Mux(nxt_load, 1, Mux(take, 0, nxt_valid))
         with m.If(q_ren):
-            m.d.sync += [do_data.eq(q_rd.data), do_valid.eq(1)]
-        with m.Elif(nxt_load):
-            m.d.sync += do_valid.eq(0)
-        with m.If(nxt_load):
-            m.d.sync += nxt_valid.eq(1)
-        with m.Elif(take):
-            m.d.sync += nxt_valid.eq(0)
-        m.d.sync += both.eq(Mux(q_ren, 1, Mux(nxt_load, 0, do_valid)) & Mux(nxt_load, 1, Mux(take, 0, nxt_valid)))
+            m.d.sync += do_data.eq(q_rd.data)
+        m.d.sync += [
+            do_valid.eq(do_valid_n), mid_valid.eq(mid_valid_n), nxt_valid.eq(nxt_valid_n),
+            full.eq(do_valid_n & mid_valid_n & nxt_valid_n), mid_nxt.eq(mid_valid_n & nxt_valid_n),
+        ]
         # (the entries' contents move below, on enables of their own)
 
         # ---------------------------------------------------------- input: queue or drop
@@ -422,8 +433,10 @@ class TickDMA(wiring.Component):
         # is empty or taken (an empty ``nxt`` holds nothing), and ``cur_e`` takes ``nxt``
         # whenever the bus is free, unless a tick waits behind its drop event (only a
         # write loaded with ``take`` reads ``cur_e``; a shadow write does not).
+        with m.If(~mid_nxt | take):
+            m.d.sync += mid.eq(do_data)
         with m.If(~nxt_valid | take):
-            m.d.sync += nxt.eq(do_data)
+            m.d.sync += nxt.eq(mid)
         with m.If(free & ~pend_tick):
             m.d.sync += cur_e.eq(nxt)
         with m.If(aw_fire):
@@ -446,24 +459,33 @@ class TickDMA(wiring.Component):
         push = Signal()
         push_ring = Signal()
         m.d.comb += [inflight.w_en.eq(push), inflight.w_data.eq(push_ring)]
-        # Writes loaded and not yet answered, as a thermometer code (``out[i]``: more than
-        # ``i``): each bit's next value is one LUT of the load decision, the response and
-        # its neighbours, and ``room`` (fewer than ``max_outstanding``) is one of them.
+        # Writes pushed and not yet answered, as a thermometer code (``out[i]``: more than
+        # ``i``): each bit's next value is one LUT of ``push``, the response and its
+        # neighbours, off the decision (``free`` reaches some 300 flip-flops already).
+        # The writes outstanding are those and ``push``: ``room`` (fewer than
+        # ``max_outstanding``) is one of two bits, as ``push`` says.
         n_out = self.max_outstanding
         out = Signal(n_out)
+        out_n = Signal(n_out)
         load = Signal()                         # a write (a slot or the shadow head) is loaded
         pop = Signal()
         m.d.comb += pop.eq(bus.bvalid & inflight.r_rdy)
-        up, down = load & ~pop, pop & ~load
+        up, down = push & ~pop, pop & ~push
         for i in range(n_out):
             below = 1 if i == 0 else out[i - 1]
             above = 0 if i == n_out - 1 else out[i + 1]
-            m.d.sync += out[i].eq(Mux(up, below, Mux(down, above, out[i])))
-        room = ~out[n_out - 1]
+            m.d.comb += out_n[i].eq(Mux(up, below, Mux(down, above, out[i])))
+        m.d.sync += out.eq(out_n)
+
+        def room_with(thermo, pushing):
+            """Fewer than ``max_outstanding`` writes: ``thermo``'s and one more if ``pushing``."""
+            return ~Mux(pushing, thermo[n_out - 2] if n_out > 1 else 1, thermo[n_out - 1])
+
+        room = room_with(out, push)
         ack_ring = Signal()
-        # ``head`` takes the acknowledgement a cycle late: the response FIFO's LUT RAM
-        # read and a 64-bit carry chain after it did not fit a cycle.  ``lag`` counts
-        # that cycle in (see the shadow head below).
+        # ``head`` (and ``lag``, ``behind``) take the acknowledgement a cycle late: the
+        # response FIFO's LUT RAM read, then a 64-bit carry chain or a long route to
+        # the shadow head's enables, did not fit a cycle.
         ack_late = Signal()
         m.d.comb += [
             ack_ring.eq(pop & inflight.r_data),
@@ -477,22 +499,25 @@ class TickDMA(wiring.Component):
 
         # ---------------------------------------------------------- the shadow head
         # ``lag`` = head - shadowed (saturating in its top bit), ``behind`` = lag != 0,
-        # and ``hit`` = lag >= interval one cycle late: the wide comparison is a
-        # register, at the cost of a shadow write one cycle later.
+        # and ``hit`` = lag >= interval two cycles late: the wide comparison is a
+        # register of its own (``lag_ge``), at the cost of a shadow write two cycles
+        # later.
         lag = Signal(33, reset_less=True)
+        lag_ge = Signal()                       # lag >= interval, a cycle late
+        sl_late = Signal()                      # a shadow write was loaded a cycle ago
         behind = Signal()
         hit = Signal()                          # implies behind (lag >= interval >= 1)
         shadow_load = Signal()
         idle = Signal()
         idle_late = Signal()                    # idle one cycle ago: what starts an idle shadow write
-        m.d.comb += idle.eq(~offered & ~q_any & ~do_valid & ~nxt_valid & ~pend_tick & ~cur_valid
-                            & ~out[0] & ~pending_nz)
+        m.d.comb += idle.eq(~offered & ~q_any & ~do_valid & ~mid_valid & ~nxt_valid & ~pend_tick & ~cur_valid
+                            & ~push & ~out[0] & ~ack_late & ~pending_nz)
         m.d.sync += idle_late.eq(idle)
-        # (a shadow write takes ``head``, which lacks the acknowledgement of the cycle
-        # before, ``ack_late``: both are still to be shadowed)
+        # (a shadow write takes ``head``, which lacks ``ack_late``: that one is still to be
+        # shadowed)
         with m.If(shadow_load):
-            m.d.sync += [lag.eq(ack_ring + ack_late), behind.eq(ack_ring | ack_late)]
-        with m.Elif(ack_ring):
+            m.d.sync += [lag.eq(ack_late), behind.eq(ack_late)]
+        with m.Elif(ack_late):
             m.d.sync += behind.eq(1)
             with m.If(~lag[32]):
                 m.d.sync += lag.eq(lag + 1)
@@ -563,7 +588,7 @@ class TickDMA(wiring.Component):
         # ---------------------------------------------------------- run control
         # The ring's configuration is decoded in registers while the engine is OFF (two
         # stages: the clamp and mask, then the end-of-ring address check, a carry chain
-        # across the whole address): a run starts once ENABLE has been high for two
+        # across the whole address): a run starts once ENABLE has been high for three
         # cycles, so what it samples was set with or before ENABLE.
         log2 = Signal(range(L + 1))
         c_mask = Signal(L)
@@ -576,12 +601,17 @@ class TickDMA(wiring.Component):
                           | (self.ring_base[SLOT_SHIFT:] + c_mask)[aw - SLOT_SHIFT]),   # would wrap the address space
             en_q.eq(Cat(self.enable, en_q[0])),
         ]
-        go = Signal()
-        m.d.comb += [go.eq(self.enable & en_q.all()), self.starting.eq((state == DMAState.OFF) & go)]
+        # ``starting`` and ``run_start`` (a start that is not refused) are registers,
+        # formed a cycle ahead: they clear some 300 flip-flops and feed the decision
+        # registers below, and as LUTs of ENABLE's history they were the core's
+        # critical path (a cycle more before a run starts costs nothing).
+        run_start = Signal()
+        go_n = (state == DMAState.OFF) & ~self.starting & self.enable & en_q.all()
+        m.d.sync += [self.starting.eq(go_n), run_start.eq(go_n & ~misaligned)]
         # The run state and the statistics are cleared by one condition of their own,
         # outside the state machine's switch: Yosys then makes it the flip-flops'
         # synchronous reset (a clear inside the switch costs a LUT per bit).
-        with m.If(self.starting & ~misaligned):
+        with m.If(run_start):
             m.d.sync += [
                 seq.eq(0), slot.eq(0), lap_next.eq(0),
                 pending.eq(0), pending_nz.eq(0), pend_tick.eq(0),
@@ -592,8 +622,8 @@ class TickDMA(wiring.Component):
         lane_bits = burst_size(dw) - 3
         with m.Switch(state):
             with m.Case(DMAState.OFF):
-                with m.If(go):
-                    with m.If(misaligned):
+                with m.If(self.starting):
+                    with m.If(~run_start):
                         m.d.sync += state.eq(DMAState.ERROR)
                     with m.Else():
                         m.d.sync += [
@@ -623,25 +653,45 @@ class TickDMA(wiring.Component):
 
         # ---------------------------------------------------------- the decision's register half
         # The next values of the registers the ``ok_*`` terms read, as their own
-        # updates above compute them (``hit`` takes its value from here).
-        run_start = self.starting & ~misaligned
-        out_top_n = Mux(up, out[n_out - 2] if n_out > 1 else 1, Mux(down, 0, out[n_out - 1]))
-        room_n = ~out_top_n
+        # updates above compute them (``hit`` takes its value from here).  They depend
+        # on this cycle's decision, which is ``free`` and registers: each ``ok_*`` is
+        # formed twice, for ``free`` low and high, from registers alone (kept nets, so
+        # that the LUT mapper cannot fold ``free`` back in), and ``free`` selects one:
+        # one LUT after ``free``, where the next values put three or four LUTs and a
+        # long route after it.
         active_n = Mux(run_start, 1, Mux((state == DMAState.DRAIN) & idle & ~behind, 0, active))
-        nxt_valid_n = Mux(nxt_load, 1, Mux(take, 0, nxt_valid))
-        pend_tick_n = Mux(run_start, 0, Mux(shadow_load, pend_tick, Mux(slot_load & pend_tick, 0,
-                                            Mux(take & nxt.has_drops, nxt.has_tick, pend_tick))))
-        hit_n = Signal()
-        m.d.comb += hit_n.eq(Mux(run_start, 0, ~shadow_load & interval_nz & (lag >= interval)))
-        m.d.sync += hit.eq(hit_n)
-        behind_n = Mux(run_start, 0, Mux(shadow_load, ack_ring | ack_late, behind | ack_ring))
+        # (``lag >= interval`` a cycle late, a register: its 33-bit carry chain before
+        # the decision's LUTs did not fit a cycle.  The cycle after a shadow write is
+        # loaded it still sees the lag from before, which ``sl_late`` masks.)
+        m.d.sync += [lag_ge.eq(~run_start & (lag >= interval)), sl_late.eq(shadow_load)]
+        lag_hit = interval_nz & lag_ge & ~sl_late
         idle_late_n = idle
-        ready_n = active_n & room_n
-        m.d.sync += [
-            ok_shadow.eq(ready_n & (hit_n | (behind_n & idle_late_n))),
-            ok_entry.eq(ready_n & ~hit_n & ~pend_tick_n & nxt_valid_n),
-            ok_slot.eq(ready_n & ~hit_n & ~(behind_n & idle_late_n) & (pend_tick_n | nxt_valid_n)),
-        ]
+
+        def next_decision(f: int) -> dict:
+            shadow_load_f = ok_shadow if f else Const(0)
+            take_f = ok_entry if f else Const(0)
+            slot_load_f = ok_slot if f else Const(0)
+            room_n = room_with(out_n, shadow_load_f | slot_load_f)
+            nxt_load_f = mid_valid & (~nxt_valid | take_f)
+            nxt_valid_n = Mux(nxt_load_f, 1, Mux(take_f, 0, nxt_valid))
+            pend_tick_n = Mux(run_start, 0, Mux(shadow_load_f, pend_tick, Mux(slot_load_f & pend_tick, 0,
+                                                Mux(take_f & nxt.has_drops, nxt.has_tick, pend_tick))))
+            hit_n = Mux(run_start, 0, ~shadow_load_f & lag_hit)
+            behind_n = Mux(run_start, 0, Mux(shadow_load_f, ack_late, behind | ack_late))
+            ready_n = active_n & room_n
+            return {
+                "hit": hit_n,
+                "ok_shadow": ready_n & (hit_n | (behind_n & idle_late_n)),
+                "ok_entry": ready_n & ~hit_n & ~pend_tick_n & nxt_valid_n,
+                "ok_slot": ready_n & ~hit_n & ~(behind_n & idle_late_n) & (pend_tick_n | nxt_valid_n),
+            }
+
+        busy_n, free_n = next_decision(0), next_decision(1)
+        for name, reg in (("hit", hit), ("ok_shadow", ok_shadow), ("ok_entry", ok_entry), ("ok_slot", ok_slot)):
+            if_busy = Signal(name=f"{name}_if_busy", attrs={"keep": 1})
+            if_free = Signal(name=f"{name}_if_free", attrs={"keep": 1})
+            m.d.comb += [if_busy.eq(busy_n[name]), if_free.eq(free_n[name])]
+            m.d.sync += reg.eq(Mux(free, if_free, if_busy))
 
         # ---------------------------------------------------------- simulation checks
         if self.checks:
@@ -659,7 +709,16 @@ class TickDMA(wiring.Component):
                 m.d.sync += Assert(w_rdy, "queue written while full")
             m.d.sync += Assert(slot_load == (~shadow_load & ((slot_load & pend_tick) | take)),
                                "ring position moved without a slot load, or not with one")
-            m.d.sync += Assert(both == (do_valid & nxt_valid), "both out of step")
+            m.d.sync += Assert((full == (do_valid & mid_valid & nxt_valid)) & (mid_nxt == (mid_valid & nxt_valid)),
+                               "queue level registers out of step")
+            # (``shadowed`` holds the last run's value until this run's first shadow write)
+            shadowed_ok = Signal()
+            with m.If(shadow_load):
+                m.d.sync += shadowed_ok.eq(1)
+            with m.If(run_start):
+                m.d.sync += shadowed_ok.eq(0)
+            m.d.sync += Assert(lag[32] | (lag == Mux(shadowed_ok, head - shadowed, head)[:33]),
+                               "lag is not head - shadowed")
             ready = active & room
             m.d.sync += Assert((ok_shadow == (ready & (hit | (behind & idle_late))))
                                & (ok_entry == (ready & ~hit & ~pend_tick & nxt_valid))
