@@ -9,6 +9,9 @@ so the beat's bytes go through one rotation and one lane mask before the registe
 
 from __future__ import annotations
 
+import operator
+from functools import reduce
+
 from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -142,13 +145,12 @@ class MessageAssembler(wiring.Component):
         # Buffer words: bytes k*W .. of the message (the last one only as long as needed).
         sizes = [min(W, N - k * W) for k in range(-(-N // W))]
 
-        def rotated(rot, name):
-            """The beat rotated so that lane ``j`` holds message byte ``j`` (mod W): a barrel shifter."""
+        def rotated(sel, name):
+            """The beat rotated so that lane ``j`` holds message byte ``j`` (mod W): a barrel
+            shifter, selected by the rotation's one-hot code (an AND-OR of registers; a
+            binary select put a decoder and its fan-out before it)."""
             r = Signal(8 * W, name=name)
-            with m.Switch(rot):
-                for k in range(W):
-                    with m.Case(k):
-                        m.d.comb += r.eq(blk.data.rotate_right(8 * k))
+            m.d.comb += r.eq(reduce(operator.or_, [Mux(sel[k], blk.data.rotate_right(8 * k), 0) for k in range(W)]))
             return r
 
         buf = [Signal(8 * n, name=f"buf{k}") for k, n in enumerate(sizes)]
@@ -170,9 +172,8 @@ class MessageAssembler(wiring.Component):
         weq = Signal(NW + 1)      # bit k: off // W == k
         wgt = Signal(NW)          # bit k: off // W > k
         below = Signal(W)         # lanes below off mod W
-        rot_n = blk.nxt.rot
-        # (the masks of a beginning body come from its ``fit`` lanes, a register of the
-        # splitter's: ``rot`` itself drives only the rotation)
+        # (the masks of a beginning body come from its ``fit`` lanes, and the rotations
+        # from the slots' ``sel``: registers of the splitter's, no decoder of ``rot``)
         fit = blk.nxt.fit
         at0 = fit[W - 1]                        # rot == 0: the body fills the beat
         weq_n, wgt_n, below_n = Signal.like(weq), Signal.like(wgt), Signal.like(below)
@@ -198,9 +199,19 @@ class MessageAssembler(wiring.Component):
         # -rot .. W-1-rot: word 0's lanes below W - rot.
         # (each slot's rotation is its own shifter: selecting the rotation first put
         # a LUT and a long route before the shifter's select lines)
-        r_data = rotated(blk.msg.rot, "r_data")
+        # The continuing message's rotation is the assembler's own register, set from the
+        # beat where the body began (``nxt.sel``): the splitter's copy sat between the two
+        # stages, a long route before the 64 AND-ORs it selects.  (It is 0 after a frame's
+        # first beat, where no body continues: a different flip-flop from the splitter's,
+        # which synthesis would otherwise merge with it.)
+        msel = Signal(W)
+        with m.If(valid & blk.first):
+            m.d.sync += msel.eq(0)
+        with m.Elif(valid & use_nxt):
+            m.d.sync += msel.eq(blk.nxt.sel)
+        r_data = rotated(msel, "r_data")
         w_data = Signal(8 * W, name="w_data")
-        m.d.comb += w_data.eq(Mux(use_nxt, rotated(rot_n, "n_data"), r_data))
+        m.d.comb += w_data.eq(Mux(use_nxt, rotated(blk.nxt.sel, "n_data"), r_data))
         for k, b in enumerate(buf):
             for j in range(sizes[k]):
                 en = Signal(name=f"wr_en{k}_{j}")

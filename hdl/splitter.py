@@ -70,6 +70,9 @@ def slot_layout(width: int = 8) -> data.StructLayout:
         ITCH type byte.
     index : 16
         Block number ``i`` within the packet (the message's number is ``S + i``).
+    sel : width
+        ``rot`` as a one-hot code (bit ``rot`` set), registered with it: the
+        assembler's rotations select by it, an AND-OR of registers.
     fit : width
         For a body beginning in this beat (``nxt``): lane ``j`` is set when message
         byte ``j`` is in this beat (``j + rot < width``), a thermometer code registered
@@ -83,6 +86,7 @@ def slot_layout(width: int = 8) -> data.StructLayout:
         "done": unsigned(1),
         "type": unsigned(8),
         "index": unsigned(16),
+        "sel": unsigned(width),
         "fit": unsigned(width),
     })
 
@@ -192,9 +196,11 @@ class BlockSplitter(wiring.Component):
         # synthesis cannot merge with ``xt_lane``), ``xt_fit`` is ``o_blk.nxt.fit``.
         xt_sel = Signal(3)
         xt_fit = Signal(W)
+        xt_oh = Signal(W)              # ``o_blk.nxt.sel``
         xi = Signal(16)                # number of the block whose type byte comes next
         cur_valid = Signal()           # a body that began earlier continues in this beat
         cur_rot = Signal(3)
+        cur_oh = Signal(W)             # cur_rot, one-hot
         cur_off = Signal(signed(8))
         cur_index = Signal(16)
         cur_type = Signal(8)
@@ -274,6 +280,7 @@ class BlockSplitter(wiring.Component):
             # that fails its checks are never read out (``o_ok`` does not confirm it).
             out.msg.valid.eq(cur_valid),
             out.msg.rot.eq(cur_rot),
+            out.msg.sel.eq(cur_oh),
             out.msg.off.eq(cur_off),
             out.msg.done.eq(ended & cur_valid),
             out.msg.type.eq(cur_type),
@@ -283,6 +290,7 @@ class BlockSplitter(wiring.Component):
             out.nxt.off.eq(-xt_ln),
             out.nxt.type.eq(T_now),
             out.nxt.index.eq(idx_now),
+            out.nxt.sel.eq(xt_oh),
             out.nxt.fit.eq(xt_fit),
         ]
 
@@ -350,6 +358,7 @@ class BlockSplitter(wiring.Component):
                 xt_due.eq(xt_due_n), xt_lane.eq(xt_lane_n),
                 xt_sel.eq(Mux(xt_due_n, xt_lane_n, 0)),
                 xt_fit.eq(Cat(Const(1, 1), *(xt_lane_n <= W - 1 - j for j in range(1, W)))),
+                xt_oh.eq(Cat(*(xt_lane_n == j for j in range(W)))),
                 ph.eq(ph_after),
                 done_r.eq(ended & cur_valid),
             ]
@@ -358,7 +367,7 @@ class BlockSplitter(wiring.Component):
             with m.If(xt_en):
                 m.d.sync += [
                     ml_r.eq(ml_now), xi.eq(idx_now + 1),
-                    cur_valid.eq(1), cur_rot.eq(xt_ln), cur_off.eq(W - xt_ln), cur_type.eq(T_now),
+                    cur_valid.eq(1), cur_rot.eq(xt_ln), cur_oh.eq(xt_oh), cur_off.eq(W - xt_ln), cur_type.eq(T_now),
                     cur_index.eq(idx_now),
                     ev_t.eq(walking & got_t),
                 ]

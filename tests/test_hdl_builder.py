@@ -78,7 +78,8 @@ def _assembler_beats(rng, n_msgs):
                 assert name not in slots
                 fit = sum(1 << j for j in range(W) if j + b % W < W) if name == "nxt" else 0
                 slots[name] = pack(sl, valid=1, rot=b % W, off=(base - b) & 0xFF,
-                                   done=int(b + len(m) <= base + W), type=m[0], index=i, fit=fit)
+                                   done=int(b + len(m) <= base + W), type=m[0], index=i, fit=fit,
+                                   sel=1 << b % W)
         words.append(pack(layout, data=int.from_bytes(stream[base:base + W], "little"),
                           msg=slots.get("msg", 0), nxt=slots.get("nxt", 0)))
     return words, placed

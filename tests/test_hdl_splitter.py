@@ -93,6 +93,7 @@ def rebuild_messages(outs):
                 continue
             off = s["off"] - 256 if s["off"] & 128 else s["off"]
             assert (off + s["rot"]) % W == 0, "rot is the body start modulo the width"
+            assert s["sel"] == 1 << s["rot"], "sel is rot, one-hot"
             key = (frame_no, s["index"])
             if name == "nxt":                # a body begins here: what was kept under its key is stale
                 assert s["fit"] == sum(1 << j for j in range(W) if j + s["rot"] < W), "fit is rot's lanes"
