@@ -420,10 +420,13 @@ class BlockSplitter(wiring.Component):
             m.d.comb += [stop.eq(1), ev["trunc"].eq(1)]
 
         with m.If(accept):
-            m.d.sync += [
-                acc_any.eq(1), acc_known.eq(~unknown),
-                room.eq(room - L_r - 2), left.eq(left - 1), left_zero.eq(left == 1),
-            ]
+            m.d.sync += [acc_any.eq(1), acc_known.eq(~unknown)]
+        # The room and the count move on with every block evaluated, accepted or not: a
+        # block that fails a check stops the walk, and the next walk loads them anew.
+        # (On ``accept`` they were the end of the check chain, six LUTs and a route to
+        # their 31 enables.)
+        with m.If(evaluate):
+            m.d.sync += [room.eq(room - L_r - 2), left.eq(left - 1), left_zero.eq(left == 1)]
         with m.If(stop):
             m.d.sync += [acc_any.eq(0), acc_known.eq(0)]
         with m.If(stop | ev_last):
