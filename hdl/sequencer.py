@@ -172,14 +172,21 @@ class Sequencer(wiring.Component):
         ]
         with m.If(valid & blk.first):
             m.d.sync += ts.eq(blk.ts)
+        new_n = ~has | (session != blk.session)
+        # (one subtraction, its borrow and an equality, rather than two subtractions and
+        # two comparisons of 64 bits)
+        ahead_n = ~s_minus_e[64] & (blk.sequence != expected)
+        # The gap event of the packet starting here is decided now, into a register: as
+        # a LUT of r_start, chk, r_new and r_ahead it drove the tick register's 400
+        # synchronous resets (the event's zero fields) a long route from them.
+        gap = Signal()
+        m.d.sync += gap.eq(start1 & chk & ~new_n & ahead_n)
         with m.If(start1):
             m.d.sync += [
                 s_pkt.eq(blk.sequence),
                 r_session.eq(blk.session),
-                r_new.eq(~has | (session != blk.session)),
-                # (one subtraction, its borrow and an equality, rather than two
-                # subtractions and two comparisons of 64 bits)
-                r_ahead.eq(~s_minus_e[64] & (blk.sequence != expected)),
+                r_new.eq(new_n),
+                r_ahead.eq(ahead_n),
                 r_behind.eq(s_minus_e[64]),
                 r_diff.eq(expected[:_DUP_BITS] - blk.sequence[:_DUP_BITS]),
                 r_missing.eq(s_minus_e[:64]),
@@ -194,8 +201,6 @@ class Sequencer(wiring.Component):
         ]
 
         # ------------------------------------------------ cycle 2: the tick
-        gap = Signal()
-        m.d.comb += gap.eq(r_start & chk & ~r_new & r_ahead)
         msg_valid = self.i_built.valid & self.i_ok.msg
         dup = r_dup
         emit_msg = msg_valid & ~dup
