@@ -296,16 +296,14 @@ class TickDMA(wiring.Component):
         do_valid = Signal()                     # the RAM's output holds an entry
         mid = Signal(entry_layout.size)
         mid_valid = Signal()
-        mid_load = Signal()
         mid_nxt = Signal()                      # mid_valid & nxt_valid, as a register
         nxt = Signal(entry_layout)
         nxt_valid = Signal()
-        nxt_load = Signal()
         cur_e = Signal(entry_layout)
         take = Signal(attrs={"keep": 1})        # cur_e <- nxt (a net of its own, like ``free``)
         # do_valid & mid_valid & nxt_valid, as a register: the read enable is then one
-        # LUT of registers other than those of ``nxt_load`` and of ``take``, which the
-        # LUT mapper cannot fold into ``nxt_load`` (it did: the read enable into the 14
+        # LUT of registers other than those of the stage loads and of ``take``, which the
+        # LUT mapper cannot fold into the loads (it did: the read enable into the 14
         # block RAMs came out two LUTs and a long route after ``take``)
         full = Signal()
         pend_tick = Signal()                    # cur_e's drop event is written, its tick not yet
@@ -316,33 +314,44 @@ class TickDMA(wiring.Component):
         m.d.comb += [
             q_wr.addr.eq(produce), q_wr.en.eq(q_wen),
             q_rd.addr.eq(consume),
-            nxt_load.eq(mid_valid & (~nxt_valid | take)),
-            mid_load.eq(do_valid & (~mid_nxt | take)),     # (= do_valid & (~mid_valid | nxt_load))
-            # (= q_any & (~do_valid | mid_load): an entry moves on wherever one below it
-            # is empty or taken)
+            # (an entry moves on wherever one below it is empty or taken)
             q_ren.eq(q_any & (~full | take)),
-        ]
-        # The level's flags for the next cycle come from comparisons of the level
-        # itself, selected by the late write/read strobes (no adder after them).
-        inc, dec = q_wen & ~q_ren, q_ren & ~q_wen
-        m.d.sync += [
-            q_level.eq(Mux(inc, q_level + 1, Mux(dec, q_level - 1, q_level))),
-            w_rdy.eq(Mux(inc, q_level != inner_depth - 1, Mux(dec, 1, q_level != inner_depth))),
-            q_any.eq(Mux(inc, 1, Mux(dec, q_level != 1, q_level != 0))),
         ]
         with m.If(q_wen):
             m.d.sync += produce.eq(_incr(produce))
         with m.If(q_ren):
-            m.d.sync += consume.eq(_incr(consume))
-        do_valid_n = Mux(q_ren, 1, Mux(mid_load, 0, do_valid))
-        mid_valid_n = Mux(mid_load, 1, Mux(nxt_load, 0, mid_valid))
-        nxt_valid_n = Mux(nxt_load, 1, Mux(take, 0, nxt_valid))
-        with m.If(q_ren):
-            m.d.sync += do_data.eq(q_rd.data)
-        m.d.sync += [
-            do_valid.eq(do_valid_n), mid_valid.eq(mid_valid_n), nxt_valid.eq(nxt_valid_n),
-            full.eq(do_valid_n & mid_valid_n & nxt_valid_n), mid_nxt.eq(mid_valid_n & nxt_valid_n),
-        ]
+            m.d.sync += [consume.eq(_incr(consume)), do_data.eq(q_rd.data)]
+
+        def queue_next(t: int) -> dict:
+            """The queue's level and stage flags after this cycle, if ``take`` is ``t``."""
+            tk = Const(t, 1)
+            q_ren_t = q_any & (~full | tk)
+            nxt_load_t = mid_valid & (~nxt_valid | tk)
+            mid_load_t = do_valid & (~mid_nxt | tk)
+            do_n = Mux(q_ren_t, 1, Mux(mid_load_t, 0, do_valid))
+            mid_n = Mux(mid_load_t, 1, Mux(nxt_load_t, 0, mid_valid))
+            nxt_n = Mux(nxt_load_t, 1, Mux(tk, 0, nxt_valid))
+            # The level's flags come from comparisons of the level itself, selected by the
+            # write and read strobes (no adder before them).
+            inc, dec = q_wen & ~q_ren_t, q_ren_t & ~q_wen
+            return {
+                "q_level": Mux(inc, q_level + 1, Mux(dec, q_level - 1, q_level)),
+                "w_rdy": Mux(inc, q_level != inner_depth - 1, Mux(dec, 1, q_level != inner_depth)),
+                "q_any": Mux(inc, 1, Mux(dec, q_level != 1, q_level != 0)),
+                "do_valid": do_n, "mid_valid": mid_n, "nxt_valid": nxt_n,
+                "full": do_n & mid_n & nxt_n, "mid_nxt": mid_n & nxt_n,
+            }
+
+        # Each is formed for ``take`` low and high, from registers (kept nets), and
+        # ``take`` selects: one LUT after it, where the strobes put three.
+        hold_n, take_n = queue_next(0), queue_next(1)
+        queue_regs = {"q_level": q_level, "w_rdy": w_rdy, "q_any": q_any, "do_valid": do_valid,
+                      "mid_valid": mid_valid, "nxt_valid": nxt_valid, "full": full, "mid_nxt": mid_nxt}
+        for name, reg in queue_regs.items():
+            if_hold = Signal.like(reg, name=f"{name}_if_hold", attrs={"keep": 1})
+            if_take = Signal.like(reg, name=f"{name}_if_take", attrs={"keep": 1})
+            m.d.comb += [if_hold.eq(hold_n[name]), if_take.eq(take_n[name])]
+            m.d.sync += reg.eq(Mux(take, if_take, if_hold))
         # (the entries' contents move below, on enables of their own)
 
         # ---------------------------------------------------------- input: queue or drop
@@ -364,7 +373,6 @@ class TickDMA(wiring.Component):
             w_entry.drops.eq(pending),
             w_entry.has_drops.eq(pending_nz),
             w_entry.has_tick.eq(offered),
-            q_wen.eq(w_rdy & (offered | (active & pending_nz))),   # a tick, or a drop-only entry
             q_wr.data.eq(w_entry),
         ]
         # Counters add their increment every cycle (no enable): a carry chain and
@@ -427,17 +435,26 @@ class TickDMA(wiring.Component):
         # where the LUT mapper had spread it over the terms after it)
         free = Signal(attrs={"keep": 1})
         m.d.comb += free.eq((~awv | bus.awready) & (~wv | (bus.wready & bus.wlast)))
+        # A second ``free`` (and ``take``) for the enables of the three 500-bit entry
+        # registers, from copies of AWVALID and WVALID: one net reaching those and the
+        # decision logic too spanned the engine, 3 ns of route before the decision's
+        # next LUT.  (The copies are also cleared at a run start, when both are 0
+        # anyway: flip-flops synthesis cannot merge with the originals.)
+        awv_c, wv_c = Signal(), Signal()
+        free_c = Signal(attrs={"keep": 1})
+        take_c = Signal(attrs={"keep": 1})
+        m.d.comb += free_c.eq((~awv_c | bus.awready) & (~wv_c | (bus.wready & bus.wlast)))
 
         # The entries' contents move on enables of as few terms as the protocol allows,
         # each driving some 500 flip-flops: ``nxt`` takes the RAM's output whenever it
         # is empty or taken (an empty ``nxt`` holds nothing), and ``cur_e`` takes ``nxt``
         # whenever the bus is free, unless a tick waits behind its drop event (only a
         # write loaded with ``take`` reads ``cur_e``; a shadow write does not).
-        with m.If(~mid_nxt | take):
+        with m.If(~mid_nxt | take_c):
             m.d.sync += mid.eq(do_data)
-        with m.If(~nxt_valid | take):
+        with m.If(~nxt_valid | take_c):
             m.d.sync += nxt.eq(mid)
-        with m.If(free & ~pend_tick):
+        with m.If(free_c & ~pend_tick):
             m.d.sync += cur_e.eq(nxt)
         with m.If(aw_fire):
             m.d.sync += awv.eq(0)
@@ -542,6 +559,7 @@ class TickDMA(wiring.Component):
         m.d.comb += [
             shadow_load.eq(free & ok_shadow),
             take.eq(free & ok_entry),
+            take_c.eq(free_c & ok_entry),
             # (what the branches below that load a slot add up to, with the shadow
             # write's priority: the ring position follows this alone)
             slot_load.eq(free & ok_slot),
@@ -608,6 +626,10 @@ class TickDMA(wiring.Component):
         run_start = Signal()
         go_n = (state == DMAState.OFF) & ~self.starting & self.enable & en_q.all()
         m.d.sync += [self.starting.eq(go_n), run_start.eq(go_n & ~misaligned)]
+        m.d.sync += [
+            awv_c.eq(Mux(run_start, 0, Mux(load, 1, Mux(aw_fire, 0, awv_c)))),
+            wv_c.eq(Mux(run_start, 0, Mux(load, 1, Mux(w_fire & bus.wlast, 0, wv_c)))),
+        ]
         # The run state and the statistics are cleared by one condition of their own,
         # outside the state machine's switch: Yosys then makes it the flip-flops'
         # synchronous reset (a clear inside the switch costs a LUT per bit).
@@ -686,6 +708,14 @@ class TickDMA(wiring.Component):
                 "ok_slot": ready_n & ~hit_n & ~(behind_n & idle_late_n) & (pend_tick_n | nxt_valid_n),
             }
 
+        # The queue's write strobe (a tick, or a drop-only entry) is a register too,
+        # formed from the next values of what it reads: it drives the 14 block RAMs'
+        # write enables and the level's logic, a long route from the registers it was a
+        # LUT of.
+        pending_nz_n = Mux(run_start, 0, Mux(q_wen, 0, pending_nz) | drop_now)
+        w_rdy_n = Mux(take, take_n["w_rdy"], hold_n["w_rdy"])
+        m.d.sync += q_wen.eq(w_rdy_n & ((running & self.i_ticks.valid) | (active_n & pending_nz_n)))
+
         busy_n, free_n = next_decision(0), next_decision(1)
         for name, reg in (("hit", hit), ("ok_shadow", ok_shadow), ("ok_entry", ok_entry), ("ok_slot", ok_slot)):
             if_busy = Signal(name=f"{name}_if_busy", attrs={"keep": 1})
@@ -719,6 +749,8 @@ class TickDMA(wiring.Component):
                 m.d.sync += shadowed_ok.eq(0)
             m.d.sync += Assert(lag[32] | (lag == Mux(shadowed_ok, head - shadowed, head)[:33]),
                                "lag is not head - shadowed")
+            m.d.sync += Assert((awv_c == awv) & (wv_c == wv), "AWVALID/WVALID copies out of step")
+            m.d.sync += Assert(q_wen == (w_rdy & (offered | (active & pending_nz))), "q_wen out of step")
             ready = active & room
             m.d.sync += Assert((ok_shadow == (ready & (hit | (behind & idle_late))))
                                & (ok_entry == (ready & ~hit & ~pend_tick & nxt_valid))
