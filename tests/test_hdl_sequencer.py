@@ -140,3 +140,18 @@ def test_duplicate_limit_saturates(behind, delivered):
     ticks, counts = run(beats)
     assert [int(t["feed_seq"]) - (E - behind) for t in ticks[1:]] == delivered
     assert counts["duplicates"] == 3 - len(delivered)
+
+
+@pytest.mark.parametrize("first, second, gap", [
+    ((1 << 32) - 2, (1 << 32) + 1, 2),        # the high halves differ: S is ahead by them alone
+    ((1 << 32) - 1, (1 << 32) + 5, 5),        # the high halves equal: ahead by the low ones
+    ((1 << 33) + 7, 3, None),                 # S behind in its high half, ahead in its low one: no gap
+])
+def test_gap_across_the_halves_of_the_sequence_number(first, second, gap):
+    beats = frame(first, [(9, 0)], ts=1) + frame(second, [(9, 0)], ts=2)
+    ticks, counts = run(beats)
+    if gap is None:
+        assert counts["gaps"] == 0 and counts["duplicates"] == 1
+    else:
+        assert counts["gaps"] == 1 and counts["gap_messages"] == gap
+        assert int(ticks[1]["flags"]) == Flag.EVENT_GAP and int(ticks[1]["feed_seq"]) == first + 1
