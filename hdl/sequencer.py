@@ -173,11 +173,10 @@ class Sequencer(wiring.Component):
         with m.If(valid & blk.first):
             m.d.sync += ts.eq(blk.ts)
         new_n = ~has | (session != blk.session)
-        # (S - expected and its borrow, rather than two subtractions and a comparison of 64
-        # bits; S > expected, which decides the gap register below, as two 32-bit halves
-        # side by side: one 64-bit carry chain and the LUTs after it did not fit a cycle)
-        S, E = blk.sequence, expected
-        ahead_n = (S[32:] > E[32:]) | ((S[32:] == E[32:]) & (S[:32] > E[:32]))
+        # (one subtraction, its borrow and an equality, rather than two subtractions and
+        # two comparisons of 64 bits; S > expected as two 32-bit halves side by side was
+        # merged back into the subtraction by synthesis, 68 LUT4 more for nothing)
+        ahead_n = ~s_minus_e[64] & (blk.sequence != expected)
         # The gap event of the packet starting here is decided now, into a register: as
         # a LUT of r_start, chk, r_new and r_ahead it drove the tick register's 400
         # synchronous resets (the event's zero fields) a long route from them.
