@@ -128,6 +128,19 @@ def _entry_layout(drop_bits: int) -> data.StructLayout:
     })
 
 
+def _select_formed(m: Module, sel, regs: dict, low: dict, high: dict, suffixes: tuple[str, str]) -> None:
+    """Each register ``regs[name]`` takes ``high[name]`` when ``sel`` is high, else ``low[name]``.
+
+    Both values are formed from registers, as nets kept apart (``<name>_<suffix>``), so
+    that the LUT mapper cannot fold ``sel`` back into them: the register is one LUT
+    after ``sel``."""
+    for name, reg in regs.items():
+        lo = Signal.like(reg, name=f"{name}_{suffixes[0]}", attrs={"keep": 1})
+        hi = Signal.like(reg, name=f"{name}_{suffixes[1]}", attrs={"keep": 1})
+        m.d.comb += [lo.eq(low[name]), hi.eq(high[name])]
+        m.d.sync += reg.eq(Mux(sel, hi, lo))
+
+
 class TickDMA(wiring.Component):
     """Write a stream of ticks into the host ring (docs/ring.md) over AXI4.
 
@@ -347,11 +360,7 @@ class TickDMA(wiring.Component):
         hold_n, take_n = queue_next(0), queue_next(1)
         queue_regs = {"q_level": q_level, "w_rdy": w_rdy, "q_any": q_any, "do_valid": do_valid,
                       "mid_valid": mid_valid, "nxt_valid": nxt_valid, "full": full, "mid_nxt": mid_nxt}
-        for name, reg in queue_regs.items():
-            if_hold = Signal.like(reg, name=f"{name}_if_hold", attrs={"keep": 1})
-            if_take = Signal.like(reg, name=f"{name}_if_take", attrs={"keep": 1})
-            m.d.comb += [if_hold.eq(hold_n[name]), if_take.eq(take_n[name])]
-            m.d.sync += reg.eq(Mux(take, if_take, if_hold))
+        _select_formed(m, take, queue_regs, hold_n, take_n, ("if_hold", "if_take"))
         # (the entries' contents move below, on enables of their own)
 
         # ---------------------------------------------------------- input: queue or drop
@@ -717,11 +726,8 @@ class TickDMA(wiring.Component):
         m.d.sync += q_wen.eq(w_rdy_n & ((running & self.i_ticks.valid) | (active_n & pending_nz_n)))
 
         busy_n, free_n = next_decision(0), next_decision(1)
-        for name, reg in (("hit", hit), ("ok_shadow", ok_shadow), ("ok_entry", ok_entry), ("ok_slot", ok_slot)):
-            if_busy = Signal(name=f"{name}_if_busy", attrs={"keep": 1})
-            if_free = Signal(name=f"{name}_if_free", attrs={"keep": 1})
-            m.d.comb += [if_busy.eq(busy_n[name]), if_free.eq(free_n[name])]
-            m.d.sync += reg.eq(Mux(free, if_free, if_busy))
+        _select_formed(m, free, {"hit": hit, "ok_shadow": ok_shadow, "ok_entry": ok_entry, "ok_slot": ok_slot},
+                       busy_n, free_n, ("if_busy", "if_free"))
 
         # ---------------------------------------------------------- simulation checks
         if self.checks:
