@@ -3,8 +3,9 @@
 Collects the bytes of each ITCH message, whatever its alignment in the beats,
 into a buffer indexed by message byte, and registers the whole message at the end
 of the cycle of the beat holding its last byte: earlier bytes from the buffer, the
-last ones straight from the beat.  Every select comes from the splitter's registers,
-so the beat's bytes go through one rotation and one lane mask before the register.
+last ones straight from the beat.  Every select is a register (the splitter's, or the
+assembler's own, set from them a beat ahead), so the beat's bytes go through one
+rotation and one lane mask before the register.
 """
 
 from __future__ import annotations
